@@ -1,0 +1,38 @@
+# gait_jax: `make demo` trains and evaluates GaitSet on the built-in synthetic
+# dataset; `make test` runs the test suite. Both create or refresh a virtualenv
+# in .venv from requirements*.txt, so a machine with Python 3.11 needs nothing
+# else.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= workdirs/synthetic_demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv venv-dev bench clean
+
+# The stamp files make the install step re-run only when requirements change.
+$(VENV)/.stamp-runtime: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt $(VENV)/.stamp-runtime
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.stamp-runtime
+venv-dev: $(VENV)/.stamp-dev
+
+demo: venv
+	$(PY) launch.py --config=configs/synthetic_demo.py --workdir=$(WORKDIR)
+
+test: venv-dev
+	$(PY) -m pytest -q -n 2 --dist loadfile tests $(PYTEST_ARGS)
+
+bench: venv-dev
+	$(PY) benchmarks/loss_bench.py
+
+clean:
+	rm -rf $(VENV) workdirs
