@@ -1,0 +1,380 @@
+r"""Converts a raw gait dataset tree to a TFDS array_record dataset.
+
+  python -m data_prep.convert --dataset=casia_b --raw_dir=/data/CASIA-B \
+      --out_dir=/data/tfds --workers=8
+
+Stages:
+1. scan the raw tree (`raw_sources`), split its sequences by the partition;
+2. pretreat every sequence in a process pool into a per-sequence cache of
+   `.npz` files, each written atomically (temporary file + rename); sequences
+   already in the cache are skipped, so a killed run restarts where it stopped;
+3. write the TFDS shards from the cache in sorted key order, with the dataset
+   metadata (protocol, views, types, subjects) and a report of everything that
+   was skipped and why (also printed).
+
+Re-running on a finished output reuses it; a restarted run gives the same
+records as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import pickle
+import re
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import tqdm
+
+from data_prep import partitions
+from data_prep import pretreatment
+from data_prep import raw_sources
+
+NO_FRAMES = 'no_frame_left'  # every frame of the sequence was dropped
+EMPTY_SEQUENCE = 'empty_sequence'  # the sequence has no frame file at all
+NOT_IN_PARTITION = 'subject_not_in_partition'
+BAD_PKL = 'bad_pkl'
+SHORT = 5  # sequences with fewer frames are listed (kept) in the report
+_LIST_LIMIT = 200  # at most this many paths/keys per report list
+
+
+class ConversionInterrupted(RuntimeError):
+  """Raised by the `stop_after` hook (simulates a killed conversion)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One sequence to pretreat into `cache_path`."""
+  ref: raw_sources.SequenceRef
+  cache_path: str
+  kind: str  # 'png' or 'pkl'
+  size: int
+
+
+def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef) -> str:
+  """Cache file of a sequence; the name carries a hash of its file names."""
+  names = '\n'.join(os.path.basename(f) for f in ref.files)
+  digest = hashlib.sha1(names.encode()).hexdigest()[:10]
+  return os.path.join(cache_dir, ref.subject,
+                      f'{ref.type}_{ref.view}_{digest}.npz')
+
+
+def _load_pkl(path: str, size: int) -> pretreatment.Pretreated:
+  """Reads an OpenGait pickle of uint8 [T, size, size] frames."""
+  name = os.path.basename(path)
+  try:
+    with open(path, 'rb') as f:
+      arr = np.asarray(pickle.load(f))
+  except Exception as e:  # pylint: disable=broad-except
+    return pretreatment.Pretreated(np.zeros((0, size, size), np.uint8),
+                                   [(name, f'{BAD_PKL}: {type(e).__name__}')])
+  if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1:] != (size, size):
+    why = f'{BAD_PKL}: {arr.dtype} {list(arr.shape)}'
+    return pretreatment.Pretreated(np.zeros((0, size, size), np.uint8),
+                                   [(name, why)])
+  return pretreatment.Pretreated(np.ascontiguousarray(arr), [])
+
+
+def process_task(task: Task) -> tuple[str, int]:
+  """Pretreats one sequence and stores it in the cache (atomically).
+
+  Args:
+    task: the sequence and where to store it.
+
+  Returns:
+    (sequence key, number of kept frames).
+  """
+  if task.kind == 'pkl':
+    res = (_load_pkl(task.ref.files[0], task.size) if task.ref.files else
+           pretreatment.Pretreated(np.zeros((0, task.size, task.size),
+                                            np.uint8), []))
+  else:
+    res = pretreatment.pretreat_files(task.ref.files, task.size)
+  skipped = np.array([f'{n}\t{r}' for n, r in res.skipped], dtype=np.str_)
+  os.makedirs(os.path.dirname(task.cache_path), exist_ok=True)
+  tmp = f'{task.cache_path}.tmp{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    np.savez_compressed(f, frames=res.frames, skipped=skipped,
+                        n_files=np.int64(len(task.ref.files)))
+  os.replace(tmp, task.cache_path)
+  return task.ref.key, int(res.frames.shape[0])
+
+
+def _init_worker() -> None:
+  import cv2  # pylint: disable=g-import-not-at-top
+  cv2.setNumThreads(1)  # parallelism comes from the processes
+
+
+def pretreat_all(tasks: Sequence[Task], workers: int, *,
+                 stop_after: int | None = None,
+                 start_method: str = 'spawn') -> int:
+  """Runs `process_task` over the tasks whose cache file does not exist.
+
+  Args:
+    tasks: all sequences.
+    workers: processes (1 = in this process).
+    stop_after: stop with `ConversionInterrupted` after this many sequences
+      (a hook to simulate a killed run).
+    start_method: multiprocessing start method.
+
+  Returns:
+    The number of sequences pretreated in this call.
+  """
+  todo = [t for t in tasks if not os.path.exists(t.cache_path)]
+  bar = tqdm.tqdm(total=len(todo), desc='Pretreating', unit='seq',
+                  dynamic_ncols=True)
+  done = 0
+  with bar:
+    if workers <= 1:
+      results = map(process_task, todo)
+      pool = None
+    else:
+      ctx = multiprocessing.get_context(start_method)
+      pool = ctx.Pool(workers, initializer=_init_worker)
+      chunk = max(1, min(16, len(todo) // (workers * 8)))
+      results = pool.imap_unordered(process_task, todo, chunksize=chunk)
+    try:
+      for _ in results:
+        done += 1
+        bar.update()
+        if stop_after is not None and done >= stop_after:
+          raise ConversionInterrupted(f'stopped after {done} sequences')
+    finally:
+      if pool is not None:
+        pool.terminate()
+        pool.join()
+  return done
+
+
+def _infer_protocol(refs: Sequence[raw_sources.SequenceRef]) -> str:
+  types = {r.type for r in refs}
+  if types <= set(raw_sources.CASIA_B_TYPES):
+    return 'casia_b'
+  if all(re.fullmatch(r'\d{2}', t) for t in types):
+    return 'oumvlp'
+  raise ValueError(f'Cannot infer the protocol from types {sorted(types)[:8]}'
+                   ': pass --protocol and --partition')
+
+
+def _capped(items: list[Any]) -> dict[str, Any]:
+  return {'count': len(items), 'items': items[:_LIST_LIMIT]}
+
+
+def _read_cache(task: Task) -> tuple[np.ndarray, list[str]]:
+  """Frames and skip records of a cached sequence (redone if unreadable)."""
+  for attempt in range(2):
+    try:
+      with np.load(task.cache_path) as z:
+        return z['frames'], [str(s) for s in z['skipped']]
+    except Exception:  # pylint: disable=broad-except
+      if attempt:
+        raise
+      os.remove(task.cache_path)  # truncated or corrupt: pretreat again
+      process_task(task)
+  raise AssertionError('unreachable')
+
+
+def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
+               outside: list[str], missing: dict[str, list[str]]
+               ) -> tuple[dict[str, list[Task]], dict[str, Any]]:
+  """Reads the cache once: the tasks with frames, and the report."""
+  frame_reasons: dict[str, int] = {}
+  frame_examples: list[str] = []
+  seq_skips: dict[str, list[str]] = {EMPTY_SEQUENCE: [], NO_FRAMES: []}
+  short, kept_tasks, frames_kept = [], {}, 0
+  for split, tasks in splits.items():
+    kept_tasks[split] = []
+    for t in tqdm.tqdm(tasks, desc=f'Checking {split}', unit='seq',
+                       dynamic_ncols=True):
+      frames, skipped = _read_cache(t)
+      for s in skipped:
+        name, reason = s.split('\t', 1)
+        frame_reasons[reason.split(':')[0]] = frame_reasons.get(
+            reason.split(':')[0], 0) + 1
+        frame_examples.append(f'{t.ref.key}/{name}: {reason}')
+      if not t.ref.files:
+        seq_skips[EMPTY_SEQUENCE].append(t.ref.key)
+      elif frames.shape[0] == 0:
+        seq_skips[NO_FRAMES].append(t.ref.key)
+      else:
+        kept_tasks[split].append(t)
+        frames_kept += frames.shape[0]
+        if frames.shape[0] < SHORT:
+          short.append(t.ref.key)
+  ignored: dict[str, list[str]] = {}
+  for path, reason in scan.ignored:
+    ignored.setdefault(reason, []).append(path)
+  report = {
+      'sequences_found': len(scan.sequences),
+      'sequences_written': {s: len(t) for s, t in kept_tasks.items()},
+      'sequences_skipped': {k: _capped(v) for k, v in seq_skips.items()},
+      'frames_written': frames_kept,
+      'frames_skipped': dict(sorted(frame_reasons.items())),
+      'frames_skipped_examples': frame_examples[:_LIST_LIMIT],
+      'files_ignored': {k: _capped(v) for k, v in sorted(ignored.items())},
+      NOT_IN_PARTITION: _capped(outside),
+      'partition_subjects_missing': {k: _capped(v)
+                                     for k, v in missing.items()},
+      f'sequences_shorter_than_{SHORT}': _capped(short),
+  }
+  return kept_tasks, report
+
+
+def format_report(report: dict[str, Any]) -> str:
+  """A short human-readable summary of a conversion report."""
+  lines = [f"sequences found: {report['sequences_found']}, written: "
+           f"{report['sequences_written']}, frames written: "
+           f"{report['frames_written']}"]
+  for reason, n in report['frames_skipped'].items():
+    lines.append(f'  frames skipped ({reason}): {n}')
+  for reason, v in report['sequences_skipped'].items():
+    if v['count']:
+      lines.append(f"  sequences skipped ({reason}): {v['count']}, e.g. "
+                   f"{v['items'][:3]}")
+  for reason, v in report['files_ignored'].items():
+    lines.append(f"  files ignored ({reason}): {v['count']}, e.g. "
+                 f"{v['items'][:3]}")
+  for key in (NOT_IN_PARTITION, f'sequences_shorter_than_{SHORT}'):
+    if report[key]['count']:
+      lines.append(f"  {key}: {report[key]['count']}, e.g. "
+                   f"{report[key]['items'][:3]}")
+  return '\n'.join(lines)
+
+
+def _examples(tasks: list[Task]):
+  """Zero-argument generator factory of (key, example) for the writer."""
+  def gen():
+    for t in tasks:
+      frames, _ = _read_cache(t)
+      yield t.ref.key, {'frames': frames, 'subject': t.ref.subject,
+                        'type': t.ref.type, 'view': t.ref.view,
+                        'length': int(frames.shape[0])}
+  return gen
+
+
+def plan(dataset: str, raw_dir: str, cache_dir: str, *,
+         partition: str | None = None, protocol: str | None = None,
+         size: int = pretreatment.IMG_SIZE):
+  """Scans the raw tree and builds the per-split pretreatment tasks.
+
+  Returns:
+    (protocol, partition name, scan result, {split: tasks}, subjects outside
+    the partition, partition subjects absent from the tree).
+  """
+  scan = raw_sources.scan(dataset, raw_dir)
+  if protocol is None:
+    protocol = (dataset if dataset != 'opengait_pkl'
+                else _infer_protocol(scan.sequences))
+  partition = partition or partitions.DEFAULT.get(protocol)
+  if partition is None:
+    raise ValueError(f'No default partition for protocol {protocol!r}: pass '
+                     '--partition')
+  part = partitions.load_partition(partition)
+  kind = 'pkl' if dataset == 'opengait_pkl' else 'png'
+  split_of = {s: 'train' for s in part['train']}
+  split_of.update({s: 'test' for s in part['test']})
+  splits: dict[str, list[Task]] = {'train': [], 'test': []}
+  outside = []
+  for ref in scan.sequences:
+    split = split_of.get(ref.subject)
+    if split is None:
+      outside.append(ref.key)
+      continue
+    splits[split].append(Task(ref, _cache_path(cache_dir, ref), kind, size))
+  present = {r.subject for r in scan.sequences}
+  missing = {s: [i for i in part[s] if i not in present] for s in part}
+  return protocol, partition, scan, splits, outside, missing
+
+
+def convert(dataset: str, raw_dir: str, out_dir: str, *,
+            partition: str | None = None, protocol: str | None = None,
+            name: str | None = None, version: str = '1.0.0',
+            workers: int = 1, cache_dir: str | None = None,
+            stop_after: int | None = None,
+            start_method: str = 'spawn') -> str:
+  """Converts a raw tree to `<out_dir>/<name>/<version>` (see module doc).
+
+  Args:
+    dataset: 'casia_b', 'oumvlp' or 'opengait_pkl' (the raw layout).
+    raw_dir: root of the raw tree.
+    out_dir: TFDS data dir.
+    partition: partition name or JSON path (default: the protocol's own).
+    protocol: 'casia_b' or 'oumvlp' (inferred for pkl trees).
+    name: dataset name (default: the protocol).
+    version: dataset version.
+    workers: pretreatment processes.
+    cache_dir: per-sequence cache (default `<out_dir>/.convert_cache/<name>`).
+    stop_after: testing hook, see `pretreat_all`.
+    start_method: multiprocessing start method.
+
+  Returns:
+    The dataset directory.
+  """
+  from data_prep import tfds_writer  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  name_guess = name or protocol or (dataset if dataset != 'opengait_pkl'
+                                    else 'gait')
+  cache_dir = cache_dir or os.path.join(out_dir, '.convert_cache',
+                                        f'{name_guess}_{dataset}')
+  protocol, partition, scan, splits, outside, missing = plan(
+      dataset, raw_dir, cache_dir, partition=partition, protocol=protocol)
+  name = name or protocol
+  n_new = pretreat_all(splits['train'] + splits['test'], workers,
+                       stop_after=stop_after, start_method=start_method)
+  kept, report = _summarise(splits, scan, outside, missing)
+  records = [t.ref for ts in kept.values() for t in ts]
+  metadata = {
+      'protocol': protocol,
+      'partition': partition,
+      'source_layout': dataset,
+      'views': sorted({r.view for r in records}),
+      'types': sorted({r.type for r in records}),
+      'train_subjects': sorted({t.ref.subject for t in kept['train']}),
+      'test_subjects': sorted({t.ref.subject for t in kept['test']}),
+      'report': report,
+  }
+  print(format_report(report))
+  dataset_dir = tfds_writer.write_gait_dataset(
+      name, out_dir, {s: _examples(t) for s, t in kept.items() if t},
+      metadata, version=version,
+      description=f'{protocol} silhouettes converted from a {dataset} tree')
+  print(f'Converted {dataset} ({n_new} sequences pretreated in this run) to '
+        f'{dataset_dir} in {time.perf_counter() - start:.1f} s')
+  return dataset_dir
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  f = flags.FLAGS
+  convert(f.dataset, f.raw_dir, f.out_dir, partition=f.partition,
+          protocol=f.protocol, name=f.name, version=f.version,
+          workers=f.workers, cache_dir=f.cache_dir, stop_after=f.stop_after)
+
+
+if __name__ == '__main__':
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_enum('dataset', None, sorted(raw_sources.SCANNERS),
+                    'Layout of the raw tree.')
+  flags.DEFINE_string('raw_dir', None, 'Root of the raw tree.')
+  flags.DEFINE_string('out_dir', None, 'TFDS data dir to write to.')
+  flags.DEFINE_string('partition', None,
+                      f'One of {list(partitions.NAMES)} or a JSON path '
+                      '(default: the protocol\'s own).')
+  flags.DEFINE_enum('protocol', None, ['casia_b', 'oumvlp'],
+                    'Protocol (inferred for opengait_pkl trees).')
+  flags.DEFINE_string('name', None, 'Dataset name (default: the protocol).')
+  flags.DEFINE_string('version', '1.0.0', 'Dataset version.')
+  flags.DEFINE_integer('workers', max(1, (os.cpu_count() or 2)),
+                       'Pretreatment processes.')
+  flags.DEFINE_string('cache_dir', None, 'Per-sequence pretreatment cache.')
+  flags.DEFINE_integer('stop_after', None,
+                       'Stop after this many newly pretreated sequences '
+                       '(to test restarts).')
+  flags.mark_flags_as_required(['dataset', 'raw_dir', 'out_dir'])
+  app.run(main)

@@ -1,0 +1,429 @@
+"""Writes and reads gait datasets as TFDS `array_record` directories.
+
+Every gait dataset of the project (the synthetic one, CASIA-B, OUMVLP) is a
+TFDS dataset directory `<data_dir>/<name>/<version>/` with one record per
+silhouette sequence:
+
+  frames   Tensor(shape=(None, 64, 64), dtype=uint8, encoding='zlib')
+  subject  Text     e.g. '001'
+  type     Text     e.g. 'nm-01' (CASIA-B) or '00' (OUMVLP)
+  view     Text     e.g. '090'
+  length   Scalar(int32), the number of frames T
+
+and dataset-level metadata (a `tfds.core.MetadataDict`: protocol, views,
+types, train/test subjects, report). No TensorFlow is needed: the builder is
+a `GeneratorBasedBuilder` created on the fly for the requested name, and the
+dataset is read back through `as_data_source()` (random access).
+
+Typical use:
+
+  def train_examples():
+    for key, seq in ...:
+      yield key, dict(frames=seq, subject='001', type='nm-01', view='090',
+                      length=len(seq))
+
+  dataset_dir = write_gait_dataset(
+      'my_gait', '/data', {'train': train_examples, 'test': test_examples},
+      metadata=dict(protocol='casia_b', views=[...], types=[...],
+                    train_subjects=[...], test_subjects=[...], report={}))
+  source = open_gait_source(dataset_dir, 'train')  # source[i] -> dict
+  index = read_index(dataset_dir, 'train')  # metadata of every record
+
+Records are stored in the order of a hash of their example key, not in
+generation order; `read_index` gives the record order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+import types
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
+import tqdm
+
+FRAME_SIZE = 64
+TEXT_KEYS = ('subject', 'type', 'view')
+EXAMPLE_KEYS = ('frames',) + TEXT_KEYS + ('length',)
+# Metadata keys that describe the result of a build rather than its input;
+# they are ignored when deciding whether an existing dataset can be reused.
+RESULT_METADATA_KEYS = ('report',)
+
+SplitExamples = (
+    Callable[[], Iterable[tuple[str, dict[str, Any]]]]
+    | Iterable[tuple[str, dict[str, Any]]]
+)
+
+
+class InvalidExampleError(ValueError):
+  """An example handed to the writer does not follow the record format."""
+
+
+class DatasetExistsError(ValueError):
+  """A finished dataset with a different configuration is in the way."""
+
+
+def gait_features(frame_size: int = FRAME_SIZE) -> tfds.features.FeaturesDict:
+  """Returns the TFDS features of one gait sequence record."""
+  return tfds.features.FeaturesDict({
+      'frames': tfds.features.Tensor(
+          shape=(None, frame_size, frame_size),
+          dtype=np.uint8,
+          encoding='zlib',
+      ),
+      'subject': tfds.features.Text(),
+      'type': tfds.features.Text(),
+      'view': tfds.features.Text(),
+      'length': tfds.features.Scalar(dtype=np.int32),
+  })
+
+
+def validate_example(
+    key: Any,
+    example: Mapping[str, Any],
+    *,
+    split: str = '?',
+    frame_size: int = FRAME_SIZE,
+) -> dict[str, Any]:
+  """Checks one example and returns it in the form the features expect.
+
+  Args:
+    key: the example key (used in error messages).
+    example: dict with keys frames/subject/type/view/length.
+    split: split name (used in error messages).
+    frame_size: expected height and width of each frame.
+
+  Returns:
+    A new dict: frames as given, strings as `str`, length as `int`.
+
+  Raises:
+    InvalidExampleError: naming the offending key and example key.
+  """
+  where = f'example {key!r} of split {split!r}'
+  if not isinstance(example, Mapping):
+    raise InvalidExampleError(
+        f'{where}: expected a dict with keys {list(EXAMPLE_KEYS)}, got '
+        f'{type(example).__name__}')
+  missing = [k for k in EXAMPLE_KEYS if k not in example]
+  unknown = sorted(set(example) - set(EXAMPLE_KEYS))
+  if missing or unknown:
+    raise InvalidExampleError(
+        f'{where}: missing keys {missing}, unknown keys {unknown}; expected '
+        f'exactly {list(EXAMPLE_KEYS)}')
+  frames = example['frames']
+  if not isinstance(frames, np.ndarray):
+    raise InvalidExampleError(
+        f"{where}: 'frames' must be a numpy array, got "
+        f'{type(frames).__name__}')
+  if frames.dtype != np.uint8:
+    raise InvalidExampleError(
+        f"{where}: 'frames' must have dtype uint8, got {frames.dtype}")
+  if (frames.ndim != 3 or frames.shape[0] < 1
+      or frames.shape[1:] != (frame_size, frame_size)):
+    raise InvalidExampleError(
+        f"{where}: 'frames' must have shape [T, {frame_size}, {frame_size}] "
+        f'with T >= 1, got {list(frames.shape)}')
+  length = example['length']
+  if (isinstance(length, (bool, np.bool_))
+      or not isinstance(length, (int, np.integer))):
+    raise InvalidExampleError(
+        f"{where}: 'length' must be an int, got {type(length).__name__}")
+  if int(length) != frames.shape[0]:
+    raise InvalidExampleError(
+        f"{where}: 'length' is {int(length)} but 'frames' has "
+        f'{frames.shape[0]} frames')
+  out = {'frames': frames, 'length': int(length)}
+  for k in TEXT_KEYS:
+    value = example[k]
+    if isinstance(value, bytes):
+      value = value.decode('utf-8')
+    if not isinstance(value, str) or not value:
+      raise InvalidExampleError(
+          f'{where}: {k!r} must be a non-empty string, got {example[k]!r}')
+    out[k] = value
+  return out
+
+
+def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
+  """Returns `metadata` after a JSON round trip (tuples become lists)."""
+  try:
+    return json.loads(json.dumps(dict(metadata)))
+  except TypeError as e:
+    raise ValueError(f'metadata must be JSON-serialisable: {e}') from e
+
+
+def _check_name(name: str, version: str) -> None:
+  if not re.fullmatch(r'[a-z][a-z0-9_]*', name):
+    raise ValueError(
+        f'dataset name {name!r} must be snake_case: lowercase letters, '
+        'digits and underscores, starting with a letter')
+  if not re.fullmatch(r'\d+\.\d+\.\d+', version):
+    raise ValueError(f'version {version!r} must look like "1.0.0"')
+
+
+@contextlib.contextmanager
+def _tfds_progress_bars_off() -> Iterator[None]:
+  """Hides TFDS's own nested progress bars (ours replace them)."""
+  previous = getattr(tqdm_utils, '_active', True)
+  tfds.disable_progress_bar()
+  try:
+    yield
+  finally:
+    tfds.display_progress_bar(previous)
+
+
+def _make_builder_class(
+    name: str,
+    version: str,
+    description: str,
+    frame_size: int,
+    split_examples: Mapping[str, SplitExamples],
+    metadata: Mapping[str, Any],
+    counts: dict[str, int],
+) -> type[tfds.core.GeneratorBasedBuilder]:
+  """Creates an unregistered `GeneratorBasedBuilder` subclass for `name`."""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    # `dataset_info_from_configs()` needs the builder's package files, which a
+    # builder made at run time does not have; build the info directly.
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=description,
+        features=gait_features(frame_size),
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    del self, dl_manager  # Unused: nothing to download.
+    return {
+        split: _validated(split, source, frame_size, name, counts)
+        for split, source in split_examples.items()
+    }
+
+  def _generate_examples(self):  # Required abstract method; unused.
+    raise NotImplementedError
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    tfds.core.GeneratorBasedBuilder._download_and_prepare(  # pylint: disable=protected-access
+        self, dl_manager=dl_manager, download_config=download_config)
+    # Read the metadata only now, so generators may fill in their report.
+    self.info.metadata.update(_jsonable(metadata))
+
+  def body(ns):
+    ns.update(
+        name=name,
+        VERSION=tfds.core.Version(version),
+        RELEASE_NOTES={version: description or 'Initial release.'},
+        _info=_info,
+        _split_generators=_split_generators,
+        _generate_examples=_generate_examples,
+        _download_and_prepare=_download_and_prepare,
+    )
+
+  class_name = ''.join(p.title() for p in name.split('_')) + 'GaitBuilder'
+  return types.new_class(
+      class_name,
+      (tfds.core.GeneratorBasedBuilder,),
+      {'skip_registration': True},
+      body,
+  )
+
+
+def _validated(
+    split: str,
+    source: SplitExamples,
+    frame_size: int,
+    name: str,
+    counts: dict[str, int],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+  """Yields the validated examples of one split under a progress bar."""
+  examples = source() if callable(source) else source
+  total = len(examples) if hasattr(examples, '__len__') else None
+  seen = set()
+  bar = tqdm.tqdm(
+      examples, total=total, desc=f'Writing {name}/{split}', unit='seq',
+      dynamic_ncols=True)
+  with bar:
+    for item in bar:
+      try:
+        key, example = item
+      except (TypeError, ValueError) as e:
+        raise InvalidExampleError(
+            f'split {split!r} yielded {type(item).__name__}, expected '
+            '(key, example) pairs') from e
+      if not isinstance(key, (str, int)) or isinstance(key, bool):
+        raise InvalidExampleError(
+            f'split {split!r}: example key {key!r} must be a str or int')
+      if key in seen:
+        raise InvalidExampleError(
+            f'split {split!r}: example key {key!r} occurs twice')
+      seen.add(key)
+      yield key, validate_example(key, example, split=split,
+                                  frame_size=frame_size)
+  if not seen:
+    raise InvalidExampleError(f'split {split!r} has no examples')
+  counts[split] = len(seen)
+
+
+def _check_reusable(
+    dataset_dir: str,
+    split_names: Iterable[str],
+    metadata: Mapping[str, Any],
+) -> None:
+  """Raises DatasetExistsError unless the existing dataset matches."""
+  stored = read_gait_metadata(dataset_dir)
+  wanted = _jsonable(metadata)
+  keys = (set(stored) | set(wanted)) - set(RESULT_METADATA_KEYS)
+  differing = sorted(k for k in keys if stored.get(k) != wanted.get(k))
+  builder = tfds.builder_from_directory(dataset_dir)
+  stored_splits = sorted(builder.info.splits.keys())
+  if stored_splits != sorted(split_names):
+    differing.append(f'splits {stored_splits} != {sorted(split_names)}')
+  if differing:
+    raise DatasetExistsError(
+        f'A different dataset already exists at {dataset_dir} (differs in: '
+        f'{", ".join(differing)}). Choose another data_dir (or version), or '
+        'delete that directory to rebuild it.')
+
+
+def write_gait_dataset(
+    name: str,
+    data_dir: str,
+    split_examples: Mapping[str, SplitExamples],
+    metadata: Mapping[str, Any],
+    *,
+    version: str = '1.0.0',
+    description: str = '',
+    frame_size: int = FRAME_SIZE,
+) -> str:
+  """Writes a gait dataset as a TFDS array_record directory.
+
+  If a finished dataset already exists at `<data_dir>/<name>/<version>` and
+  its metadata equals `metadata` (ignoring the `report` key) and it has the
+  same splits, it is returned without calling the example sources.
+
+  Args:
+    name: dataset name (snake_case), e.g. 'casia_b'.
+    data_dir: root directory; the dataset goes to `<data_dir>/<name>/<version>`.
+    split_examples: split name -> either a callable returning an iterable of
+      `(key, example)` pairs, or such an iterable. Keys are unique str or int;
+      examples are dicts with keys frames (uint8 [T, 64, 64], T >= 1),
+      subject, type, view (non-empty str) and length (== T).
+    metadata: JSON-serialisable dataset metadata (protocol, views, types,
+      train_subjects, test_subjects, report). It is read after all examples
+      are generated, so a generator may still update it (e.g. the report).
+    version: dataset version 'X.Y.Z'.
+    description: free-text description stored in the dataset info.
+    frame_size: frame height and width.
+
+  Returns:
+    The dataset directory `<data_dir>/<name>/<version>`.
+
+  Raises:
+    InvalidExampleError: an example breaks the record format; the message
+      names the split, the example key and the offending feature.
+    DatasetExistsError: a different dataset is already at the destination.
+  """
+  _check_name(name, version)
+  if not split_examples:
+    raise ValueError('split_examples is empty: give at least one split')
+  _jsonable(metadata)  # Fail early on metadata that cannot be stored.
+  dataset_dir = os.path.join(os.fspath(data_dir), name, version)
+  if os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
+    _check_reusable(dataset_dir, split_examples.keys(), metadata)
+    print(f'Reusing gait dataset {dataset_dir}')
+    return dataset_dir
+
+  counts: dict[str, int] = {}
+  builder_cls = _make_builder_class(
+      name, version, description, frame_size, split_examples, metadata,
+      counts)
+  builder = builder_cls(data_dir=os.fspath(data_dir),
+                        file_format='array_record')
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory() as download_dir:
+    with _tfds_progress_bars_off():
+      builder.download_and_prepare(download_dir=download_dir)
+  size = sum(e.stat().st_size for e in os.scandir(dataset_dir))
+  summary = ', '.join(f'{n} {s}' for s, n in counts.items())
+  print(f'Wrote {dataset_dir}: {summary} sequences, {size / 2**20:.1f} MiB '
+        f'in {time.perf_counter() - start:.1f} s')
+  return dataset_dir
+
+
+def _builder(dataset_dir: str) -> tfds.core.DatasetBuilder:
+  if not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
+    raise FileNotFoundError(
+        f'{dataset_dir} is not a finished gait dataset (no dataset_info.json)')
+  return tfds.builder_from_directory(dataset_dir)
+
+
+def read_gait_metadata(dataset_dir: str) -> dict[str, Any]:
+  """Returns the dataset-level metadata of a gait dataset as a plain dict."""
+  return dict(_builder(dataset_dir).info.metadata)
+
+
+def _check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:
+  splits = sorted(builder.info.splits.keys())
+  if split not in splits:
+    raise ValueError(
+        f'split {split!r} not in {builder.info.data_dir}; splits: {splits}')
+
+
+def open_gait_source(dataset_dir: str, split: str):
+  """Returns the random-access TFDS data source of one split.
+
+  Args:
+    dataset_dir: directory returned by `write_gait_dataset`.
+    split: split name, e.g. 'train'.
+
+  Returns:
+    An `ArrayRecordDataSource`: `len(source)`, `source[i]` and
+    `source.__getitems__(indices)` give dicts with frames (np.uint8
+    [T, 64, 64]), subject/type/view (bytes) and length (int).
+  """
+  builder = _builder(dataset_dir)
+  _check_split(builder, split)
+  return builder.as_data_source(split=split)
+
+
+def read_index(
+    dataset_dir: str, split: str, *, chunk: int = 4096
+) -> list[dict[str, Any]]:
+  """Reads subject/type/view/length of every record without decoding frames.
+
+  Args:
+    dataset_dir: directory returned by `write_gait_dataset`.
+    split: split name.
+    chunk: records read per batch.
+
+  Returns:
+    One dict per record, in record order (the order of `open_gait_source`),
+    with subject/type/view as `str` and length as `int`.
+  """
+  builder = _builder(dataset_dir)
+  _check_split(builder, split)
+  # SkipDecoding leaves `frames` as its zlib bytes: about 4x faster than a
+  # full decode, and the frames are never decompressed.
+  source = builder.as_data_source(
+      split=split, decoders={'frames': tfds.decode.SkipDecoding()})
+  index = []
+  for start in range(0, len(source), chunk):
+    records = source.__getitems__(
+        list(range(start, min(start + chunk, len(source)))))
+    for r in records:
+      index.append({
+          'subject': r['subject'].decode('utf-8'),
+          'type': r['type'].decode('utf-8'),
+          'view': r['view'].decode('utf-8'),
+          'length': int(r['length']),
+      })
+  return index

@@ -1,0 +1,68 @@
+"""The configuration schema every experiment config starts from.
+
+A config file in ``configs/`` calls ``base_config()``, sets its values and
+returns the result; ``launch.py`` locks it, so a mistyped key on the command
+line (``--config.optim.lrr=0.1``) or in a file raises an error that names it.
+
+Sections: ``model`` (passed to ``gait_jax.models.get_model``), ``loss`` (see
+``gait_jax.losses.get_loss_config``), ``data``, ``optim``, ``schedule``,
+``train`` and ``eval``.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by all experiments (OpenGait's ``default.yaml`` role)."""
+  from gait_jax import losses  # pylint: disable=g-import-not-at-top
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Fixes data order, frame sampling and parameter init.
+
+  # Passed as get_model(**model); num_classes=-1 means "from the data".
+  c.model = ml_collections.ConfigDict({
+      'name': 'gaitset', 'variant': 'casia_b', 'num_classes': -1})
+
+  c.loss = losses.get_loss_config('triplet')
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = 'tfds'  # 'tfds': an existing dataset; 'synthetic': built.
+  c.data.dataset_dir = ''  # TFDS dataset dir: <data_dir>/<name>/<version>.
+  c.data.data_dir = 'data'  # Where the synthetic dataset is built.
+  c.data.synthetic = ml_collections.ConfigDict({
+      'num_subjects': 40, 'num_train_subjects': 24, 'seed': 0})
+  c.data.p = 8  # Identities per global batch.
+  c.data.k = 16  # Sequences per identity.
+  c.data.batch_shuffle = False
+  c.data.frame_sampler = 'fixed_unordered'
+  c.data.num_frames = 30
+  c.data.frames_skip = 0
+  c.data.workers = 0  # grain worker processes; 0 loads in threads.
+  c.data.prefetch = 2
+
+  c.optim = ml_collections.ConfigDict({
+      'name': 'sgd', 'lr': 0.1, 'momentum': 0.9, 'nesterov': False,
+      'weight_decay': 5e-4, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-8})
+  c.schedule = ml_collections.ConfigDict({
+      'name': 'multistep', 'milestones': (10_000, 20_000, 30_000),
+      'gamma': 0.1, 'warmup_steps': 0, 'warmup_init_lr': 0.0,
+      'min_lr': 0.0})
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 40_000
+  c.train.log_every = 100
+  c.train.ckpt_every = 1_000
+  c.train.keep_ckpts = 3
+  c.train.compute_dtype = 'float32'  # 'bfloat16' on accelerators.
+  c.train.num_devices = -1  # -1: all devices.
+  c.train.eval_at_end = True
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.protocol = ''  # '' = the dataset's own (metadata 'protocol').
+  c.eval.metric = 'euc'
+  c.eval.batch_size = 16
+  c.eval.buckets = (32, 64, 128, 256)
+  c.eval.frame_limit = 0  # 0 = all frames.
+  c.eval.plots = True
+  return c

@@ -1,0 +1,172 @@
+"""grain pipelines: P×K training batches and length-bucketed eval batches.
+
+Training: a ``grain.MapDataset`` over step numbers whose element ``s`` is this
+host's slice of global batch ``s`` (a pure function of the seed and ``s``), so
+the P×K structure is built *before* any worker sees it and ``mp_prefetch``
+only parallelises whole batches. Resuming at step ``s`` starts the range at
+``s``: no iterator state has to be checkpointed.
+
+Evaluation: sequences sorted by length, grouped into batches padded to a few
+bucket lengths, with a frame mask, so that the jitted model compiles once per
+bucket and every sequence gets the embedding it would get alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Sequence
+
+import grain
+import numpy as np
+
+from gait_jax.data import sampling
+from gait_jax.data import transforms
+from gait_jax.data.source import GaitSource
+
+
+@dataclasses.dataclass
+class TrainBatchLoader:
+  """Loads this host's slice of the global batch of a step.
+
+  Attributes:
+    source: the training split.
+    sampler: the global P×K sampler.
+    frame_sampler: one of ``sampling.FRAME_SAMPLERS`` (not ``all_ordered``).
+    num_frames: frames per sequence.
+    frames_skip: extra window for ``fixed_ordered``.
+    process_index: this host's index.
+    process_count: number of hosts.
+  """
+  source: GaitSource
+  sampler: sampling.PKSampler
+  frame_sampler: str = 'fixed_unordered'
+  num_frames: int = 30
+  frames_skip: int = 0
+  process_index: int = 0
+  process_count: int = 1
+
+  def __post_init__(self):
+    if self.frame_sampler not in ('fixed_unordered', 'fixed_ordered'):
+      raise ValueError(
+          f'data.frame_sampler={self.frame_sampler!r} cannot build training '
+          "batches; use 'fixed_unordered' or 'fixed_ordered'.")
+    # Fails early if the global batch does not split evenly over hosts.
+    sampling.host_slice(self.sampler.batch_size, self.process_index,
+                        self.process_count)
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    batch = self.sampler(step)
+    part = sampling.host_slice(self.sampler.batch_size, self.process_index,
+                               self.process_count)
+    indices = batch.indices[part]
+    sequences = self.source.frames_many(indices)
+    height, width = sequences[0].shape[1:]
+    cut = transforms.cut_width(np.zeros((1, width), np.uint8)).shape[-1]
+    sils = np.empty((len(indices), self.num_frames, height, cut), np.uint8)
+    for row, frames in enumerate(sequences):
+      rng = sampling.frame_rng(self.sampler.seed, step, part.start + row)
+      chosen = sampling.sample_frames(rng, len(frames), self.frame_sampler,
+                                      self.num_frames, self.frames_skip)
+      sils[row] = transforms.cut_width(frames[chosen])  # [S, 64, 44]
+    return {
+        'step': np.int64(step),
+        'sils': sils,  # uint8 [b, S, 64, 44]
+        'labels': batch.labels[part],  # int32 [b]
+        'mask': np.ones(sils.shape[:2], bool),  # [b, S]
+    }
+
+
+def train_iterator(loader: TrainBatchLoader, start_step: int, stop_step: int,
+                   *, workers: int = 0,
+                   prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
+  """Batches for steps ``start_step .. stop_step - 1``, in order.
+
+  Args:
+    loader: builds one host batch from a step number.
+    start_step: first step (the resumed step).
+    stop_step: one past the last step.
+    workers: grain worker processes (0: load in threads of this process).
+    prefetch: batches buffered per worker / prefetched by threads.
+
+  Returns:
+    An iterator of host batches (dicts of NumPy arrays).
+  """
+  dataset = grain.MapDataset.range(start_step, stop_step).map(loader)
+  if workers > 0:
+    return iter(dataset.to_iter_dataset().mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=workers,
+                                     per_worker_buffer_size=prefetch)))
+  return iter(dataset.to_iter_dataset(
+      grain.ReadOptions(num_threads=max(1, prefetch),
+                        prefetch_buffer_size=max(1, prefetch))))
+
+
+def bucket_length(length: int, buckets: Sequence[int]) -> int:
+  """Smallest bucket >= length; past the last bucket, a multiple of it."""
+  for b in buckets:
+    if length <= b:
+      return int(b)
+  last = int(buckets[-1])
+  return -(-length // last) * last
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalBatch:
+  """A padded batch of whole test sequences.
+
+  Attributes:
+    indices: [B] record indices (-1 for filler rows added to fill the batch).
+    sils: uint8 [B, L, 64, 44] frames, zero after each sequence's end.
+    mask: bool [B, L], True on real frames.
+  """
+  indices: np.ndarray
+  sils: np.ndarray
+  mask: np.ndarray
+
+
+def eval_batches(source: GaitSource, *, batch_size: int,
+                 buckets: Sequence[int] = (32, 64, 128, 256),
+                 frame_limit: int | None = None,
+                 multiple_of: int = 1) -> Iterator[EvalBatch]:
+  """Length-bucketed, padded, masked batches covering every test sequence once.
+
+  Args:
+    source: the split to embed.
+    batch_size: sequences per batch (rounded up to ``multiple_of``).
+    buckets: padded lengths; a longer sequence pads to a multiple of the last.
+    frame_limit: keep only the first ``frame_limit`` frames (OpenGait's
+      ``frames_all_limit``), or None for all.
+    multiple_of: batch rows are a multiple of this (the device count).
+
+  Yields:
+    ``EvalBatch`` objects; filler rows have index -1 and one zero frame.
+  """
+  batch_size = -(-batch_size // multiple_of) * multiple_of
+  lengths = source.lengths
+  if frame_limit:
+    lengths = np.minimum(lengths, frame_limit)
+  order = np.argsort(lengths, kind='stable')
+  padded = np.array([bucket_length(int(l), buckets) for l in lengths[order]])
+  start = 0
+  while start < len(order):
+    # A batch holds sequences of a single bucket length.
+    stop = start
+    while (stop < len(order) and stop - start < batch_size
+           and padded[stop] == padded[start]):
+      stop += 1
+    chunk = order[start:stop]
+    pad_len = int(padded[start])
+    frames = source.frames_many(chunk)
+    height, width = frames[0].shape[1:]
+    cut = transforms.cut_width(np.zeros((1, width), np.uint8)).shape[-1]
+    sils = np.zeros((batch_size, pad_len, height, cut), np.uint8)
+    mask = np.zeros((batch_size, pad_len), bool)
+    mask[len(chunk):, 0] = True  # Filler rows: one (zero) frame each.
+    for row, seq in enumerate(frames):
+      seq = seq[:frame_limit] if frame_limit else seq
+      sils[row, :len(seq)] = transforms.cut_width(seq)
+      mask[row, :len(seq)] = True
+    indices = np.full((batch_size,), -1, np.int64)
+    indices[:len(chunk)] = chunk
+    yield EvalBatch(indices=indices, sils=sils, mask=mask)
+    start = stop

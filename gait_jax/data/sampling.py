@@ -1,0 +1,158 @@
+"""Stateless P×K batch sampling and per-sequence frame sampling.
+
+Every random choice here is a pure function of ``(seed, step)`` (and of the
+position in the batch for frame sampling), so that:
+
+* every host computes the same global batch and loads only its own slice;
+* a run resumed at step ``s`` sees exactly the batches an uninterrupted run
+  sees, without saving any sampler state;
+* the number of data-loading workers never changes what is sampled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+
+FRAME_SAMPLERS = ('fixed_unordered', 'fixed_ordered', 'all_ordered')
+
+# Stream tags keep the batch and the frame random streams independent.
+_BATCH_STREAM = 0
+_FRAME_STREAM = 1
+
+
+def rng_for(seed: int, *keys: int) -> np.random.Generator:
+  """A NumPy generator that depends only on ``seed`` and ``keys``."""
+  return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+      [int(seed) & 0xFFFFFFFF, *[int(k) & 0xFFFFFFFF for k in keys]])))
+
+
+@dataclasses.dataclass(frozen=True)
+class PKBatch:
+  """The global batch of one step.
+
+  Attributes:
+    indices: [P*K] record indices into the training source.
+    labels: [P*K] class indices (position of the subject in the sorted
+      training-subject list).
+  """
+  indices: np.ndarray
+  labels: np.ndarray
+
+
+class PKSampler:
+  """P identities × K sequences per identity, as a pure function of the step.
+
+  Identities are drawn without replacement; an identity with at least K
+  sequences contributes K distinct ones, a shorter one is sampled with
+  replacement (duplicates count as distinct samples in the losses).
+
+  Args:
+    subject_indices: for each class label ``0..C-1`` (in order), the record
+      indices of its sequences.
+    p: identities per batch.
+    k: sequences per identity.
+    seed: the run's data seed.
+    batch_shuffle: shuffle the P*K list (OpenGait's ``batch_shuffle``). Off,
+      the batch is ordered identity by identity.
+  """
+
+  def __init__(self, subject_indices: Sequence[Sequence[int]], p: int, k: int,
+               seed: int, batch_shuffle: bool = False):
+    num_classes = len(subject_indices)
+    if p < 1 or k < 1:
+      raise ValueError(f'P and K must be positive, got P={p}, K={k}.')
+    if p > num_classes:
+      raise ValueError(
+          f'data.p={p} identities per batch, but the training split has only '
+          f'{num_classes} subjects with sequences. Lower data.p.')
+    empty = [c for c, idx in enumerate(subject_indices) if len(idx) == 0]
+    if empty:
+      raise ValueError(f'Classes without sequences: {empty[:10]}.')
+    self._subject_indices = [np.asarray(i, np.int64) for i in subject_indices]
+    self.p, self.k, self.seed = p, k, seed
+    self.batch_shuffle = batch_shuffle
+    self.num_classes = num_classes
+
+  @property
+  def batch_size(self) -> int:
+    return self.p * self.k
+
+  def __call__(self, step: int) -> PKBatch:
+    """Returns the global batch of ``step``."""
+    rng = rng_for(self.seed, _BATCH_STREAM, step)
+    classes = rng.choice(self.num_classes, size=self.p, replace=False)  # [P]
+    indices = np.empty((self.p, self.k), np.int64)
+    for row, c in enumerate(classes):
+      pool = self._subject_indices[c]
+      indices[row] = rng.choice(pool, size=self.k, replace=len(pool) < self.k)
+    labels = np.repeat(classes, self.k)  # [P*K]
+    indices = indices.reshape(-1)  # [P*K]
+    if self.batch_shuffle:
+      perm = rng.permutation(self.p * self.k)
+      indices, labels = indices[perm], labels[perm]
+    return PKBatch(indices=indices, labels=labels.astype(np.int32))
+
+  def __repr__(self) -> str:  # Deterministic: grain checks it on restore.
+    return (f'PKSampler(p={self.p}, k={self.k}, seed={self.seed}, '
+            f'classes={self.num_classes}, shuffle={self.batch_shuffle})')
+
+
+def host_slice(batch_size: int, process_index: int,
+               process_count: int) -> slice:
+  """The contiguous slice of the global batch that one host loads."""
+  if batch_size % process_count:
+    raise ValueError(f'Global batch {batch_size} is not divisible by the '
+                     f'{process_count} processes.')
+  per_host = batch_size // process_count
+  return slice(process_index * per_host, (process_index + 1) * per_host)
+
+
+def sample_frames(rng: np.random.Generator, length: int, mode: str,
+                  num_frames: int = 30, skip: int = 0) -> np.ndarray:
+  """Frame indices for one sequence (OpenGait's collate semantics).
+
+  Args:
+    rng: random generator for this sequence.
+    length: number of frames L of the sequence (>= 1).
+    mode: ``fixed_unordered`` — ``num_frames`` random frames, unsorted, with
+      replacement only when L < num_frames; ``fixed_ordered`` — a window of
+      ``num_frames + skip`` consecutive frames (the index list repeated when
+      the sequence is shorter) from which ``num_frames`` are kept sorted;
+      ``all_ordered`` — every frame in order.
+    num_frames: frames per training sequence.
+    skip: extra window length for ``fixed_ordered`` (GaitPart uses 10).
+
+  Returns:
+    int64 [num_frames] (or [L] for ``all_ordered``) frame indices.
+  """
+  if length < 1:
+    raise ValueError(f'Sequence length must be >= 1, got {length}.')
+  if mode == 'all_ordered':
+    return np.arange(length)
+  if mode == 'fixed_unordered':
+    return rng.choice(length, size=num_frames, replace=length < num_frames)
+  if mode == 'fixed_ordered':
+    window = num_frames + skip
+    base = np.arange(length)
+    if length < window:
+      base = np.tile(base, -(-window // length))  # ceil(window / L) copies
+    start = rng.integers(0, len(base) - window + 1)
+    chosen = np.sort(rng.choice(window, size=num_frames, replace=False))
+    return base[start + chosen]
+  raise ValueError(f'Unknown frame sampler {mode!r}; valid: {FRAME_SAMPLERS}.')
+
+
+def frame_rng(seed: int, step: int, position: int) -> np.random.Generator:
+  """The generator for the frames of batch position ``position`` at ``step``."""
+  return rng_for(seed, _FRAME_STREAM, step, position)
+
+
+def class_index(subjects: Sequence[str],
+                train_subjects: Sequence[str]) -> tuple[list[str],
+                                                        Mapping[str, int]]:
+  """Sorted training subjects present in the data and their class indices."""
+  present = sorted(set(subjects) & set(train_subjects))
+  return present, {s: i for i, s in enumerate(present)}

@@ -1,0 +1,111 @@
+"""GaitSet: frame-wise CNN, set max-pooling and a multilayer global pipeline.
+
+Chao et al., "GaitSet: Regarding Gait as a Set for Cross-View Gait
+Recognition", AAAI 2019. Submodule names follow OpenGait's state-dict keys.
+"""
+
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gait_jax.models import layers
+
+Array = jax.Array
+
+VARIANTS = {
+    'casia_b': dict(in_channels=(1, 32, 64, 128), hidden_dim=256),
+    'oumvlp': dict(in_channels=(1, 64, 128, 256), hidden_dim=256),
+    'tiny': dict(in_channels=(1, 4, 8, 16), hidden_dim=16),
+}
+
+
+class SetBlock(nn.Module):
+  """Two convolutions with LeakyReLU and an optional 2x2 max-pool, per frame.
+
+  Attributes:
+    features: output channels of both convolutions.
+    first_kernel: kernel size of the first convolution (5 in the first block).
+    pool: end with a 2x2, stride-2 max-pool.
+    dtype: compute dtype.
+  """
+  features: int
+  first_kernel: int = 3
+  pool: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    """Maps `[N, h, w, c]` to `[N, h', w', features]`."""
+    k = self.first_kernel
+    # Indices 0 and 2 mirror OpenGait's Sequential (1, 3 are the LeakyReLUs).
+    x = layers.BasicConv(self.features, (k, k), padding=k // 2,
+                         dtype=self.dtype, name='0')(x)
+    x = layers.leaky_relu(x)
+    x = layers.BasicConv(self.features, (3, 3), padding=1, dtype=self.dtype,
+                         name='2')(x)
+    x = layers.leaky_relu(x)
+    if self.pool:
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    return x
+
+
+class GaitSet(nn.Module):
+  """GaitSet.
+
+  Attributes:
+    in_channels: `(1, c1, c2, c3)` channels of the three set blocks.
+    hidden_dim: output channels of the per-part head.
+    bin_num: horizontal pyramid bins (parts = 2 * sum(bin_num)).
+    num_classes: unused (GaitSet has no classifier); accepted so every model
+      takes the same configuration keys.
+    axis_name: unused (no BatchNorm); accepted for the common contract.
+    dtype: compute dtype; parameters stay float32, outputs are float32.
+  """
+  in_channels: Sequence[int] = (1, 32, 64, 128)
+  hidden_dim: int = 256
+  bin_num: Sequence[int] = (16, 8, 4, 2, 1)
+  num_classes: Optional[int] = None
+  axis_name: Optional[str] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, sils: Array, mask: Optional[Array] = None,
+               train: bool = False) -> dict[str, Array]:
+    """Embeds silhouette sequences.
+
+    Args:
+      sils: `[n, s, h, w]` silhouettes in [0, 1].
+      mask: bool `[n, s]`, True for real frames, or None (all real).
+      train: unused (the model has no train-time behaviour).
+
+    Returns:
+      `{'embeddings': [n, parts, hidden_dim]}` in float32.
+    """
+    del train
+    _, c1, c2, c3 = self.in_channels
+    dt = self.dtype
+    x = sils.astype(dt)[..., None]  # [n, s, h, w, 1]
+
+    set_block1 = SetBlock(c1, first_kernel=5, dtype=dt, name='set_block1')
+    set_block2 = SetBlock(c2, dtype=dt, name='set_block2')
+    set_block3 = SetBlock(c3, pool=False, dtype=dt, name='set_block3')
+    gl_block2 = SetBlock(c2, dtype=dt, name='gl_block2')
+    gl_block3 = SetBlock(c3, pool=False, dtype=dt, name='gl_block3')
+
+    outs = layers.frame_wise(set_block1, x)  # [n, s, h/2, w/2, c1]
+    gl = gl_block2(layers.masked_max(outs, mask))  # [n, h/4, w/4, c2]
+    outs = layers.frame_wise(set_block2, outs)  # [n, s, h/4, w/4, c2]
+    gl = gl + layers.masked_max(outs, mask)
+    gl = gl_block3(gl)  # [n, h/4, w/4, c3]
+    outs = layers.frame_wise(set_block3, outs)  # [n, s, h/4, w/4, c3]
+    outs = layers.masked_max(outs, mask)  # [n, h/4, w/4, c3]
+    gl = gl + outs
+
+    feat = jnp.concatenate([layers.horizontal_pyramid(outs, self.bin_num),
+                            layers.horizontal_pyramid(gl, self.bin_num)],
+                           axis=1)  # [n, 2 * sum(bins), c3]
+    embs = layers.SeparateFCs(feat.shape[1], self.hidden_dim, dtype=dt,
+                              name='Head')(feat)  # [n, p, hidden_dim]
+    return {'embeddings': embs.astype(jnp.float32)}

@@ -1,0 +1,116 @@
+"""gait_jax command line: train, evaluate, and more, from a config file.
+
+  python launch.py --config=configs/synthetic_demo.py --workdir=workdirs/demo
+  python launch.py --config=configs/synthetic_demo.py --workdir=workdirs/demo \
+      --mode=eval
+  python launch.py --config=configs/synthetic_demo.py --workdir=workdirs/demo \
+      --config.optim.lr=0.05
+
+Modes:
+  train  trains (resuming from --workdir), then evaluates if
+         config.train.eval_at_end.
+  eval   evaluates the latest checkpoint of --workdir.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from gait_jax import parallel
+
+MODES = ('train', 'eval')
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file (e.g. configs/synthetic_demo.py).',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory.')
+_MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'Multi-host: host:port of process 0.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Multi-host: number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   'Multi-host: index of this process.')
+
+
+def prepare_dataset(config) -> str:
+  """Sets ``config.data.dataset_dir`` (building the synthetic data if needed).
+
+  Returns:
+    The dataset directory.
+  """
+  if config.data.source == 'synthetic':
+    from data_prep.synthetic import dataset as synthetic  # pylint: disable=g-import-not-at-top
+    cfg = synthetic.SyntheticConfig(**config.data.synthetic.to_dict())
+    config.data.dataset_dir = synthetic.build_synthetic_dataset(
+        config.data.data_dir, cfg)
+  elif config.data.source != 'tfds':
+    raise ValueError(f"data.source={config.data.source!r}; valid: 'tfds', "
+                     "'synthetic'.")
+  if not os.path.isdir(config.data.dataset_dir):
+    raise FileNotFoundError(
+        f'data.dataset_dir={config.data.dataset_dir!r} does not exist. Convert '
+        'a dataset with `python -m data_prep.convert` first.')
+  return config.data.dataset_dir
+
+
+def run_eval(config, workdir: str, model=None, variables=None,
+             step: int | None = None) -> dict:
+  """Evaluates (the latest checkpoint unless variables are given)."""
+  from gait_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from gait_jax import reports  # pylint: disable=g-import-not-at-top
+  from gait_jax import train  # pylint: disable=g-import-not-at-top
+  from gait_jax.data.source import GaitSource  # pylint: disable=g-import-not-at-top
+  if variables is None:
+    model, variables, step = train.latest_variables(config, workdir)
+  mesh = parallel.make_mesh(None if config.train.num_devices < 0 else
+                            config.train.num_devices)
+  test_src = GaitSource(config.data.dataset_dir, 'test')
+  result, emb = evaluate.evaluate_source(model, variables, test_src, mesh,
+                                         config.eval,
+                                         train.compute_dtype(config))
+  path = evaluate.write_report(result, workdir, step)
+  if config.eval.plots:
+    reports.write_plots(result, emb, test_src, workdir)
+  print(result.format_table(), flush=True)
+  print(f'Report: {path}', flush=True)
+  return result.summary()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _WORKDIR.value is None or _CONFIG.value is None:
+    raise app.UsageError('--config and --workdir are required.')
+  parallel.maybe_initialize_distributed(_COORDINATOR.value,
+                                        _NUM_PROCESSES.value, _PROCESS_ID.value)
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  prepare_dataset(config)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=1))
+  if _MODE.value == 'train':
+    from gait_jax import train  # pylint: disable=g-import-not-at-top
+    state = train.train(config, workdir)
+    if config.train.eval_at_end:
+      model = train.build_model(config, _num_classes(config), axis_name=None)
+      run_eval(config, workdir, model,
+               {'params': state.params, 'batch_stats': state.batch_stats},
+               int(state.step))
+  elif _MODE.value == 'eval':
+    run_eval(config, workdir)
+
+
+def _num_classes(config) -> int:
+  from gait_jax.data.source import GaitSource  # pylint: disable=g-import-not-at-top
+  return len(GaitSource(config.data.dataset_dir, 'train').train_classes())
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.INFO)
+  app.run(main)
