@@ -28,6 +28,8 @@ import re
 import time
 from typing import Any, Sequence
 
+from absl import app
+from absl import flags
 import numpy as np
 import tqdm
 
@@ -194,9 +196,10 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
       frames, skipped = _read_cache(t)
       for s in skipped:
         name, reason = s.split('\t', 1)
-        frame_reasons[reason.split(':')[0]] = frame_reasons.get(
-            reason.split(':')[0], 0) + 1
-        frame_examples.append(f'{t.ref.key}/{name}: {reason}')
+        kind = reason.split(':')[0]
+        frame_reasons[kind] = frame_reasons.get(kind, 0) + 1
+        if len(frame_examples) < _LIST_LIMIT:
+          frame_examples.append(f'{t.ref.key}/{name}: {reason}')
       if not t.ref.files:
         seq_skips[EMPTY_SEQUENCE].append(t.ref.key)
       elif frames.shape[0] == 0:
@@ -308,7 +311,8 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
     name: dataset name (default: the protocol).
     version: dataset version.
     workers: pretreatment processes.
-    cache_dir: per-sequence cache (default `<out_dir>/.convert_cache/<name>`).
+    cache_dir: per-sequence cache (default: under `<out_dir>/.convert_cache`,
+      one folder per layout and raw directory).
     stop_after: testing hook, see `pretreat_all`.
     start_method: multiprocessing start method.
 
@@ -317,10 +321,9 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
   """
   from data_prep import tfds_writer  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  name_guess = name or protocol or (dataset if dataset != 'opengait_pkl'
-                                    else 'gait')
-  cache_dir = cache_dir or os.path.join(out_dir, '.convert_cache',
-                                        f'{name_guess}_{dataset}')
+  if cache_dir is None:
+    raw_id = hashlib.sha1(os.path.abspath(raw_dir).encode()).hexdigest()[:8]
+    cache_dir = os.path.join(out_dir, '.convert_cache', f'{dataset}_{raw_id}')
   protocol, partition, scan, splits, outside, missing = plan(
       dataset, raw_dir, cache_dir, partition=partition, protocol=protocol)
   name = name or protocol
@@ -348,17 +351,8 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
   return dataset_dir
 
 
-def main(argv: Sequence[str]) -> None:
-  del argv
-  f = flags.FLAGS
-  convert(f.dataset, f.raw_dir, f.out_dir, partition=f.partition,
-          protocol=f.protocol, name=f.name, version=f.version,
-          workers=f.workers, cache_dir=f.cache_dir, stop_after=f.stop_after)
-
-
-if __name__ == '__main__':
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
+def define_flags() -> None:
+  """Defines the command-line flags (only when run as a program)."""
   flags.DEFINE_enum('dataset', None, sorted(raw_sources.SCANNERS),
                     'Layout of the raw tree.')
   flags.DEFINE_string('raw_dir', None, 'Root of the raw tree.')
@@ -377,4 +371,16 @@ if __name__ == '__main__':
                        'Stop after this many newly pretreated sequences '
                        '(to test restarts).')
   flags.mark_flags_as_required(['dataset', 'raw_dir', 'out_dir'])
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  f = flags.FLAGS
+  convert(f.dataset, f.raw_dir, f.out_dir, partition=f.partition,
+          protocol=f.protocol, name=f.name, version=f.version,
+          workers=f.workers, cache_dir=f.cache_dir, stop_after=f.stop_after)
+
+
+if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -1,0 +1,283 @@
+"""End-to-end tests of data_prep.convert on small trees in the real layouts."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from data_prep import convert
+from data_prep import partitions
+from data_prep import raw_sources
+from data_prep import tfds_writer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def expected_frame(img):
+  """Independent vectorised version of the pretreatment rule (or None)."""
+  if img.astype(np.int64).sum() <= 10000:
+    return None
+  ys = np.nonzero(img)[0]
+  crop = img[ys.min():ys.max() + 1]
+  w = int(64 * crop.shape[1] / crop.shape[0])
+  crop = cv2.resize(crop, (w, 64), interpolation=cv2.INTER_CUBIC)
+  col = crop.astype(np.int64).sum(0)
+  above = np.nonzero(np.cumsum(col) * 2 > col.sum())[0]
+  if above.size == 0 or above[0] == 0:
+    return None
+  c = int(above[0])
+  if c - 32 <= 0 or c + 32 >= crop.shape[1]:
+    crop = np.hstack([np.zeros((64, 32), np.uint8), crop,
+                      np.zeros((64, 32), np.uint8)])
+    c += 32
+  return crop[:, c - 32:c + 32]
+
+
+def figure(x, phase):
+  """A 320x240 walking stick figure with its centre near column x."""
+  img = np.zeros((240, 320), np.uint8)
+  dx = int(20 * np.sin(phase))
+  cv2.circle(img, (x, 52), 11, 255, -1)
+  cv2.rectangle(img, (x - 14, 64), (x + 14, 128), 255, -1)
+  cv2.line(img, (x, 128), (x + dx, 205), 255, 8)
+  cv2.line(img, (x, 128), (x - dx, 205), 255, 8)
+  return img
+
+
+def write_frames(folder, names_and_images):
+  os.makedirs(folder, exist_ok=True)
+  for name, img in names_and_images:
+    cv2.imwrite(os.path.join(folder, name), img)
+
+
+def make_casia_tree(root):
+  """A CASIA-B tree with every kind of defect; returns key -> images."""
+  images = {}
+  for si, sid in enumerate(['001', '005', '075', '125']):
+    for typ in ('nm-01', 'cl-01'):
+      for view in ('000', '090'):
+        key = f'{sid}-{typ}-{view}'
+        imgs = [figure(20 + 70 * f + 9 * si, 0.6 * f) for f in range(5)]
+        if key == '001-nm-01-000':
+          imgs[2] = np.zeros_like(imgs[2])  # dark frame
+        if key == '005-cl-01-090':
+          imgs = [np.zeros_like(i) for i in imgs]  # nothing left
+        if key == '075-nm-01-090':
+          imgs[4] = np.zeros_like(imgs[4])
+          imgs[4][20:220, 0] = 255  # x-centre at column 0
+        folder = os.path.join(root, sid, typ, view)
+        if key == '075-cl-01-000':
+          os.makedirs(folder)  # empty sequence folder
+          continue
+        write_frames(folder, [(f'{key}-{f:03d}.png', im)
+                              for f, im in enumerate(imgs)])
+        images[key] = imgs
+  seq = os.path.join(root, '001', 'nm-01', '090')
+  with open(os.path.join(seq, '001-nm-01-090-005.png'), 'wb') as f:
+    f.write(b'\x89PNG\r\n\x1a\n truncated')  # corrupt PNG
+  with open(os.path.join(seq, 'Thumbs.db'), 'wb') as f:
+    f.write(b'\0' * 10)  # not a PNG
+  with open(os.path.join(root, 'README.txt'), 'w') as f:
+    f.write('CASIA-B')
+  return images
+
+
+def read_records(dataset_dir):
+  out = {}
+  for split in ('train', 'test'):
+    src = tfds_writer.open_gait_source(dataset_dir, split)
+    out[split] = [src[i] for i in range(len(src))]
+  return out
+
+
+def keyed(records):
+  return {(r['subject'].decode(), r['type'].decode(), r['view'].decode()): r
+          for rs in records.values() for r in rs}
+
+
+def assert_same_records(a, b):
+  assert a.keys() == b.keys()
+  for split in a:
+    assert len(a[split]) == len(b[split])
+    for x, y in zip(a[split], b[split]):
+      assert set(x) == set(y)
+      for k in x:
+        np.testing.assert_array_equal(x[k], y[k])
+
+
+def test_casia_b_conversion(tmp_path):
+  images = make_casia_tree(tmp_path / 'raw')
+  ddir = convert.convert('casia_b', str(tmp_path / 'raw'),
+                         str(tmp_path / 'out'), workers=2)
+  records = read_records(ddir)
+  assert len(records['train']) == 7 and len(records['test']) == 3
+  by_key = keyed(records)
+  for (sid, typ, view), rec in by_key.items():
+    want = [expected_frame(i) for i in images[f'{sid}-{typ}-{view}']]
+    want = np.stack([w for w in want if w is not None])
+    assert rec['length'] == len(want) == rec['frames'].shape[0]
+    np.testing.assert_array_equal(rec['frames'], want)
+  assert by_key[('001', 'nm-01', '000')]['length'] == 4
+  assert by_key[('075', 'nm-01', '090')]['length'] == 4
+
+  meta = tfds_writer.read_gait_metadata(ddir)
+  assert meta['protocol'] == 'casia_b' and meta['partition'] == 'casia_b'
+  assert meta['views'] == ['000', '090']
+  assert meta['types'] == ['cl-01', 'nm-01']
+  assert meta['train_subjects'] == ['001', '005']
+  assert meta['test_subjects'] == ['075']
+  rep = meta['report']
+  assert rep['frames_skipped'] == {'corrupt_image': 1, 'dark_frame': 6,
+                                   'no_x_centre': 1}
+  assert rep['sequences_skipped']['no_frame_left']['items'] == [
+      '005-cl-01-090']
+  assert rep['sequences_skipped']['empty_sequence']['items'] == [
+      '075-cl-01-000']
+  assert rep['files_ignored']['not_png']['items'] == [
+      os.path.join('001', 'nm-01', '090', 'Thumbs.db')]
+  assert rep['files_ignored']['unexpected_file']['items'] == ['README.txt']
+  assert rep['files_ignored']['empty_dir']['items'] == [
+      os.path.join('075', 'cl-01', '000')]
+  assert rep['subject_not_in_partition']['count'] == 4
+  assert rep['sequences_written'] == {'train': 7, 'test': 3}
+  assert rep['frames_written'] == sum(r['length'] for r in by_key.values())
+  assert 'dark_frame' in convert.format_report(rep)
+
+
+def test_rerun_and_restart_give_identical_records(tmp_path):
+  make_casia_tree(tmp_path / 'raw')
+  raw = str(tmp_path / 'raw')
+  first = convert.convert('casia_b', raw, str(tmp_path / 'a'))
+  files = sorted(os.listdir(first))
+  before = {f: open(os.path.join(first, f), 'rb').read() for f in files}
+  # A second run reuses everything and leaves the shards untouched.
+  assert convert.convert('casia_b', raw, str(tmp_path / 'a')) == first
+  for f in files:
+    assert open(os.path.join(first, f), 'rb').read() == before[f]
+
+  # A run stopped after 3 sequences, with a leftover temporary file and a
+  # truncated cache entry, then restarted.
+  cache = str(tmp_path / 'cache')
+  with pytest.raises(convert.ConversionInterrupted):
+    convert.convert('casia_b', raw, str(tmp_path / 'b'), workers=2,
+                    cache_dir=cache, stop_after=3)
+  cached = sorted(os.path.join(d, f) for d, _, fs in os.walk(cache)
+                  for f in fs if f.endswith('.npz'))
+  assert 3 <= len(cached) < 14
+  assert not os.path.exists(os.path.join(tmp_path, 'b', 'casia_b'))
+  with open(cached[0] + '.tmp999', 'wb') as f:
+    f.write(b'partial')
+  with open(cached[1], 'r+b') as f:
+    f.truncate(20)
+  second = convert.convert('casia_b', raw, str(tmp_path / 'b'), workers=1,
+                           cache_dir=cache)
+  assert_same_records(read_records(first), read_records(second))
+  assert (tfds_writer.read_gait_metadata(first)
+          == tfds_writer.read_gait_metadata(second))
+
+
+def make_oumvlp_trees(root):
+  """The distributed OUMVLP layout and its rearranged (symlinked) form."""
+  raw, rearranged = os.path.join(root, 'raw'), os.path.join(root, 'rearr')
+  images = {}
+  for si, sid in enumerate(['00001', '00002', '00003']):
+    for seq in ('00', '01'):
+      for view in ('000', '090'):
+        imgs = [figure(60 + 40 * f + 5 * si, 0.5 * f) for f in range(3)]
+        src = os.path.join(raw, f'Silhouette_{view}-{seq}', sid)
+        write_frames(src, [(f'{f + 1:04d}.png', im)
+                           for f, im in enumerate(imgs)])
+        dst = os.path.join(rearranged, sid, seq, view)
+        os.makedirs(dst)
+        for f in range(3):
+          os.symlink(os.path.join(src, f'{f + 1:04d}.png'),
+                     os.path.join(dst, f'{f + 1:04d}.png'))
+        images[(sid, seq, view)] = imgs
+  return raw, rearranged, images
+
+
+def test_oumvlp_layouts_and_cli(tmp_path):
+  raw, rearranged, images = make_oumvlp_trees(str(tmp_path))
+  out = str(tmp_path / 'out')
+  subprocess.run(
+      [sys.executable, '-m', 'data_prep.convert', '--dataset=oumvlp',
+       f'--raw_dir={raw}', f'--out_dir={out}', '--workers=2'],
+      cwd=REPO, check=True, capture_output=True)
+  ddir = os.path.join(out, 'oumvlp', '1.0.0')
+  records = read_records(ddir)
+  assert len(records['train']) == 8 and len(records['test']) == 4
+  for key, rec in keyed(records).items():
+    want = np.stack([expected_frame(i) for i in images[key]])
+    np.testing.assert_array_equal(rec['frames'], want)
+  meta = tfds_writer.read_gait_metadata(ddir)
+  assert meta['protocol'] == 'oumvlp' and meta['types'] == ['00', '01']
+  assert meta['train_subjects'] == ['00001', '00003']
+  assert meta['test_subjects'] == ['00002']
+  other = convert.convert('oumvlp', rearranged, str(tmp_path / 'out2'))
+  assert_same_records(records, read_records(other))
+
+
+def test_opengait_pkl_tree(tmp_path):
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for sid in ('002', '080'):
+    for typ in ('nm-01', 'bg-02'):
+      folder = tmp_path / 'pkl' / sid / typ / '018'
+      folder.mkdir(parents=True)
+      arr = rng.integers(0, 256, size=(4 + len(arrays), 64, 64),
+                         dtype=np.uint8)
+      if (sid, typ) == ('080', 'bg-02'):
+        arr = arr[:, :, :44]  # wrong frame size: reported, not written
+      with open(folder / '018.pkl', 'wb') as f:
+        pickle.dump(arr, f)
+      arrays[(sid, typ, '018')] = arr
+  ddir = convert.convert('opengait_pkl', str(tmp_path / 'pkl'),
+                         str(tmp_path / 'out'))
+  meta = tfds_writer.read_gait_metadata(ddir)
+  assert meta['protocol'] == 'casia_b' and meta['source_layout'] == (
+      'opengait_pkl')
+  by_key = keyed(read_records(ddir))
+  assert len(by_key) == 3
+  for key, rec in by_key.items():
+    np.testing.assert_array_equal(rec['frames'], arrays[key])
+  assert meta['report']['frames_skipped'] == {'bad_pkl': 1}
+  assert meta['report']['sequences_skipped']['no_frame_left']['items'] == [
+      '080-bg-02-018']
+
+
+def test_layout_errors(tmp_path):
+  write_frames(tmp_path / 'bad' / '001' / 'nm-07' / '000',
+               [('a.png', figure(100, 0))])
+  with pytest.raises(raw_sources.LayoutError, match='nm-07'):
+    raw_sources.scan('casia_b', str(tmp_path / 'bad'))
+  pkl = tmp_path / 'pkl' / '001' / 'nm-01' / '000'
+  pkl.mkdir(parents=True)
+  (pkl / '000.pkl').write_bytes(pickle.dumps(np.zeros((1, 64, 64))))
+  with pytest.raises(raw_sources.LayoutError, match='opengait_pkl'):
+    raw_sources.scan('casia_b', str(tmp_path / 'pkl'))
+  with pytest.raises(raw_sources.LayoutError, match='Silhouette_'):
+    raw_sources.scan('oumvlp', str(tmp_path / 'pkl'))
+
+
+def test_partitions():
+  casia = partitions.load_partition('casia_b')
+  assert len(casia['train']) == 74 and len(casia['test']) == 50
+  assert casia['train'][0] == '001' and casia['train'][-1] == '074'
+  assert casia['test'][0] == '075' and casia['test'][-1] == '124'
+  old = partitions.load_partition('casia_b_73')
+  assert len(old['train']) == 73 and '005' not in old['train'] + old['test']
+  assert old['test'] == casia['test']
+  ou = partitions.load_partition('oumvlp')
+  assert len(ou['train']) == 5153 and len(ou['test']) == 5154
+  assert all(int(s) % 2 == 1 for s in ou['train'])
+  assert ou['train'][-1] == '10305' and ou['test'][-1] == '10307'
+  assert all(int(s) % 2 == 0 for s in ou['test'][:-1])
+  for p in (casia, old, ou):
+    assert not set(p['train']) & set(p['test'])
+    assert all(len(set(v)) == len(v) for v in p.values())
+  with pytest.raises(ValueError, match='casia_b_73'):
+    partitions.load_partition('casia')
