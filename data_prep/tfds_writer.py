@@ -250,7 +250,7 @@ def _validated(
   seen = set()
   bar = tqdm.tqdm(
       examples, total=total, desc=f'Writing {name}/{split}', unit='seq',
-      dynamic_ncols=True)
+      dynamic_ncols=True, mininterval=1.0)
   with bar:
     for item in bar:
       try:

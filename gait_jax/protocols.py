@@ -130,8 +130,12 @@ def part_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = 'euc',
                                              gallery, metric)
     return out
   fn = _jax_block_fn(metric)
-  g_pad = -(-g // 256) * 256  # gallery rows rounded up to a multiple of 256
-  rows = max(8, min(block_elements // g_pad, -(-m // 8) * 8))
+  # Pad to few distinct shapes: gallery rows to a multiple of 256, probe
+  # rows to a power of two.
+  g_pad = -(-g // 256) * 256
+  rows = 8
+  while rows < m and rows * 2 * g_pad <= block_elements:
+    rows *= 2
   gallery_p = _pad_rows(gallery, g_pad)
   for start in range(0, m, rows):
     chunk = probe[start:start + rows]  # [<=rows, p, c]
@@ -279,8 +283,7 @@ def mean_per_view(values: np.ndarray, probe_views: Sequence[Any],
   return out
 
 
-# --------------------------------------------------------------- registry
-
+# ---------------------------------------------------------------- results
 
 
 @dataclasses.dataclass
@@ -360,6 +363,9 @@ class ProtocolResult:
     return '\n'.join(lines)
 
 
+# --------------------------------------------------------------- registry
+
+
 @dataclasses.dataclass(frozen=True)
 class Protocol:
   """Probe/gallery rule of one benchmark.
@@ -395,6 +401,7 @@ PROTOCOLS: dict[str, Protocol] = {
 
 
 def get_protocol(name: str) -> Protocol:
+  """The protocol called `name`; a ValueError lists the valid names."""
   if name not in PROTOCOLS:
     raise ValueError(f'Unknown protocol {name!r}; valid names: '
                      f'{sorted(PROTOCOLS)}')

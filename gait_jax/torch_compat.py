@@ -299,12 +299,13 @@ def parity_report(torch_module: Any, model_name: str,
                   np.concatenate([o[1] for o in outs]))
 
   model = models.get_model(model_name, **model_config)
-  apply = jax.jit(model.apply, static_argnames=('train', 'mutable'))
   if train:
-    out, new_state = apply(variables, sils, train=True,
-                           mutable=['batch_stats'])
+    out, new_state = jax.jit(lambda v, x: model.apply(
+        v, x, train=True, mutable=['batch_stats']))(variables, sils)
   else:
-    out, new_state = apply(variables, sils, train=False), {}
+    out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables,
+                                                               sils)
+    new_state = {}
   report = {'model': model_name, 'train': train, 'batch': batch,
             'frames': frames}
   report['embeddings'] = _diff(

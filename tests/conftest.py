@@ -8,6 +8,12 @@ import jax  # pylint: disable=g-import-not-at-top
 
 jax.config.update('jax_num_cpu_devices', 4)
 jax.config.update('jax_default_matmul_precision', 'highest')
+# Tests build the same tiny programs many times: share compilations.
+jax.config.update('jax_compilation_cache_dir',
+                  os.path.join(os.path.dirname(__file__), '..', '.cache',
+                               'jax_tests'))
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 import numpy as np  # pylint: disable=g-import-not-at-top,g-bad-import-order
 import pytest  # pylint: disable=g-import-not-at-top,g-bad-import-order

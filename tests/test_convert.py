@@ -83,6 +83,7 @@ def make_casia_tree(root):
     f.write(b'\0' * 10)  # not a PNG
   with open(os.path.join(root, 'README.txt'), 'w') as f:
     f.write('CASIA-B')
+  os.makedirs(os.path.join(root, '075', 'bg-01'))  # a type without views
   return images
 
 
@@ -141,7 +142,7 @@ def test_casia_b_conversion(tmp_path):
       os.path.join('001', 'nm-01', '090', 'Thumbs.db')]
   assert rep['files_ignored']['unexpected_file']['items'] == ['README.txt']
   assert rep['files_ignored']['empty_dir']['items'] == [
-      os.path.join('075', 'cl-01', '000')]
+      os.path.join('075', 'bg-01')]
   assert rep['subject_not_in_partition']['count'] == 4
   assert rep['sequences_written'] == {'train': 7, 'test': 3}
   assert rep['frames_written'] == sum(r['length'] for r in by_key.values())
@@ -281,3 +282,22 @@ def test_partitions():
     assert all(len(set(v)) == len(v) for v in p.values())
   with pytest.raises(ValueError, match='casia_b_73'):
     partitions.load_partition('casia')
+
+
+def test_beam_path(tmp_path):
+  from data_prep import beam_convert  # pylint: disable=g-import-not-at-top
+  assert beam_convert.parse_options('runner=DirectRunner, a=1') == [
+      '--runner=DirectRunner', '--a=1']
+  if not beam_convert.beam_available():
+    with pytest.raises(ImportError, match='apache-beam'):
+      beam_convert.beam_pretreat_fn('runner=DirectRunner')
+    pytest.skip('apache_beam is not installed')
+  make_casia_tree(tmp_path / 'raw')
+  raw = str(tmp_path / 'raw')
+  pool = convert.convert('casia_b', raw, str(tmp_path / 'pool'))
+  beam = convert.convert(
+      'casia_b', raw, str(tmp_path / 'beam'),
+      pretreat=beam_convert.beam_pretreat_fn('runner=DirectRunner'))
+  assert_same_records(read_records(pool), read_records(beam))
+  assert (tfds_writer.read_gait_metadata(pool)
+          == tfds_writer.read_gait_metadata(beam))

@@ -71,8 +71,8 @@ def test_sigterm_saves_and_resume_completes(tiny_dataset, tmp_path):
 def test_p_larger_than_training_subjects(tiny_dataset, tmp_path):
   config = tiny_config(tiny_dataset)
   with config.unlocked():
-    config.data.p = 9
-  with pytest.raises(ValueError, match=r'data\.p=9.*only 6 subjects'):
+    config.data.p = 8
+  with pytest.raises(ValueError, match=r'data\.p=8.*only 6 subjects'):
     train.train(config, str(tmp_path))
 
 

@@ -20,13 +20,13 @@ IDENTITY_DISTRIBUTION: dict[str, tuple[float, float]] = {
     'height': (1.70, 0.08),  # metres
     'leg': (0.50, 0.015),  # hip-joint height (standing)
     'thigh': (0.53, 0.015),  # thigh share of hip-to-ankle length
-    'head': (0.062, 0.004),  # head radius
-    'neck': (0.035, 0.006),
+    'head': (0.065, 0.004),  # head radius
+    'neck': (0.028, 0.005),
     'shoulder': (0.115, 0.008),  # half distance between shoulder joints
     'hip': (0.085, 0.007),  # half distance between hip joints
     'chest_width': (0.095, 0.008),  # half width
-    'chest_depth': (0.065, 0.007),  # half depth
-    'belly': (0.060, 0.010),  # abdomen half depth
+    'chest_depth': (0.07, 0.007),  # half depth
+    'belly': (0.064, 0.010),  # abdomen half depth
     'upper_arm': (0.170, 0.008),
     'forearm': (0.150, 0.008),
     'foot': (0.145, 0.008),
@@ -252,7 +252,7 @@ def pose_scene(p: IdentityParams, cond: Condition,
   cw, cd = p['chest_width'] * h * mass, p['chest_depth'] * h * mass
   scene.ellipsoid(pelvis + 0.03 * h * up_t, rot_p,
                   loose * mass * h * np.array(
-                      [0.06, p['hip'] + 0.6 * p['thigh_r'], 0.075]))
+                      [0.065, p['hip'] + 0.35 * p['thigh_r'], 0.075]))
   scene.ellipsoid(pelvis + 0.32 * torso_len * up_t, rot_t, loose * np.array(
       [p['belly'] * h * mass, 0.88 * cw, 0.3 * torso_len]))
   chest = pelvis + 0.68 * torso_len * up_t

@@ -60,7 +60,7 @@ def render_sequence(
     rng: np.random.Generator,
     *,
     size: int = 64,
-    supersample: int = 2,
+    supersample: int = 1,
     nuisance: Nuisance = Nuisance(),
 ) -> np.ndarray:
   """Renders one walking sequence as binary silhouettes.

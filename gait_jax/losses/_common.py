@@ -195,50 +195,49 @@ def pk_ok(ok_local: Array, axis_name: str | None) -> Array:
 
 
 def masked_row_chunks(fn: Callable[..., tuple[Array, ...]],
-                      row_args: Sequence[Array], parts: int, n: int,
-                      budget: int = MASKED_BLOCK_ELEMENTS,
+                      row_args: Sequence[tuple[Array, int]], parts: int,
+                      n: int, budget: int | None = None,
                       remat: bool = True) -> tuple[Array, ...]:
   """Sums `fn` over row chunks of the anchors with bounded memory.
 
-  `fn(*chunk_args, valid)` gets the chunk of every array in `row_args` (the
-  row axis is axis 1 for 3-d arrays [p, na, ...] and axis 0 otherwise) plus a
-  [chunk] bool mask of real (not padding) rows, and returns per-part sums.
-  Chunks run under `lax.map`; with `remat` each chunk is wrapped in
-  `jax.checkpoint`, so that the backward pass also holds only one
-  [p, chunk, n, n] block at a time (for functions whose own residuals are
-  already small, pass remat=False).
+  `fn(*chunk_args, valid)` gets the chunk of every array of `row_args` plus a
+  [chunk] bool mask of real (not padding) rows, and returns a tuple of
+  per-part sums. Chunks run under `lax.map`; with `remat` each chunk is
+  wrapped in `jax.checkpoint`, so that the backward pass also holds only one
+  [p, chunk, n, n] block at a time (functions whose own residuals are already
+  small pass remat=False).
 
   Args:
     fn: per-chunk function returning a tuple of arrays summed over chunks.
-    row_args: arrays with a row axis of length na.
+    row_args: (array, row axis) pairs; every row axis has length na.
     parts: number of parts p.
     n: global batch size.
-    budget: maximum elements of one [p, chunk, n, n] block.
+    budget: maximum elements of one [p, chunk, n, n] block (default
+      MASKED_BLOCK_ELEMENTS).
     remat: recompute each chunk in the backward pass.
 
   Returns:
     The tuple of sums over all chunks.
   """
-  def row_axis(x):
-    return 1 if x.ndim == 3 else 0
-
-  na = row_args[0].shape[row_axis(row_args[0])]
+  if budget is None:
+    budget = MASKED_BLOCK_ELEMENTS
+  first, first_axis = row_args[0]
+  na = first.shape[first_axis]
   chunk = max(1, min(na, budget // max(1, parts * n * n)))
   valid = jnp.ones((na,), bool)
   if chunk == na:
-    return fn(*row_args, valid)
+    return fn(*(x for x, _ in row_args), valid)
   num = -(-na // chunk)
   pad = num * chunk - na
 
-  def split(x):
-    ax = row_axis(x)
+  def split(x, ax):
     widths = [(0, 0)] * x.ndim
     widths[ax] = (0, pad)
     x = jnp.pad(x, widths)
     shape = x.shape[:ax] + (num, chunk) + x.shape[ax + 1:]
     return jnp.moveaxis(x.reshape(shape), ax, 0)  # [num, ..., chunk, ...]
 
-  xs = [split(x) for x in row_args] + [split(valid)]
+  xs = [split(x, ax) for x, ax in row_args] + [split(valid, 0)]
   body = lambda a: fn(*a)
   outs = lax.map(jax.checkpoint(body) if remat else body, xs)
   return tuple(jnp.sum(o, axis=0) for o in outs)

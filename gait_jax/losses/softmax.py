@@ -52,8 +52,8 @@ def pair_softmax_from_batch(batch: _common.Batch, temperature: float
               & valid[:, None, None])  # [ch, n, n]
       return (jnp.sum(jnp.where(keep[None], jax.nn.softplus(z), 0.0),
                       axis=(1, 2, 3)),)
-    (total,) = _common.masked_row_chunks(chunk, (g, match), batch.parts,
-                                         batch.n)
+    (total,) = _common.masked_row_chunks(chunk, ((g, 1), (match, 0)),
+                                         batch.parts, batch.n)
   total = _common.psum(total, axis)  # [p]
   per_part = jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0)
   loss = jnp.mean(per_part)

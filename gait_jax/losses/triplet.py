@@ -73,13 +73,16 @@ def _hinge_fwd(ap, an, margin):
   neg_count = jnp.sum(active, axis=2, dtype=jnp.float32)  # [p, na, N]
   total = jnp.sum(row_sum, axis=(1, 2))  # [p]
   count = jnp.sum(pos_count, axis=(1, 2))  # [p]
-  return (total, count), (pos_count, neg_count)
+  return (total, count), (pos_count, neg_count, margin)
 
 
 def _hinge_bwd(residuals, cotangents):
-  pos_count, neg_count = residuals
+  pos_count, neg_count, margin = residuals
   g = cotangents[0][:, None, None]  # [p, 1, 1]; counts have no gradient
-  return g * pos_count, -g * neg_count, g[..., 0] * jnp.sum(pos_count, 2)
+  # Margins are constants or stop-gradient (Term 3), so their cotangent is
+  # zero; zeros_like keeps its sharding type (replicated or per-device) equal
+  # to the input's inside shard_map.
+  return g * pos_count, -g * neg_count, jnp.zeros_like(margin)
 
 
 hinge_sum.defvjp(_hinge_fwd, _hinge_bwd)
@@ -126,8 +129,8 @@ def _masked_hinge(dw: Array, match: Array, margins: Array, n: int
     ap_c = jnp.where(valid[None, :, None], ap_c, -jnp.inf)  # [p, ch, n]
     return hinge_sum(ap_c, an_c, margin_c)
 
-  return _common.masked_row_chunks(chunk, (ap, an, margins), dw.shape[0], n,
-                                   remat=False)
+  return _common.masked_row_chunks(
+      chunk, ((ap, 1), (an, 1), (margins, 1)), dw.shape[0], n, remat=False)
 
 
 def triplet_from_batch(batch: _common.Batch, *, margin: float,

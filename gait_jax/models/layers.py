@@ -239,9 +239,12 @@ class GeMHPP(nn.Module):
     n, h, w, c = x.shape
     feats = []
     for b in self.bins:
-      z = x.reshape(n, b, (h // b) * w, c)
-      z = jnp.mean(jnp.maximum(z, self.eps) ** p, axis=2)  # [n, b, c]
-      feats.append(z ** (1.0 / p))
+      z = x.reshape(n, b, (h // b) * w, c)  # [n, b, rows * w, c]
+      # mean(z^p)^(1/p) in log space: (eps^p underflows to 0 in float32,
+      # whose power 1/p would have an infinite gradient.)
+      logz = jnp.log(jnp.maximum(z, self.eps))
+      lse = jax.nn.logsumexp(p * logz, axis=2) - jnp.log(z.shape[2])
+      feats.append(jnp.exp(lse / p))  # [n, b, c]
     return jnp.concatenate(feats, axis=1)
 
 

@@ -1,0 +1,89 @@
+r"""Apache Beam pretreatment for OUMVLP-scale conversions.
+
+The pretreatment stage of `data_prep.convert` (the expensive part: decoding
+millions of PNGs) can run as a Beam pipeline instead of a local process pool:
+
+  python -m data_prep.convert --dataset=oumvlp --raw_dir=/data/OUMVLP \
+      --out_dir=/data/tfds --beam_pipeline_options="runner=DirectRunner,\
+direct_num_workers=32,direct_running_mode=multi_processing"
+
+or from Python, `convert.convert(..., pretreat=beam_pretreat_fn(options))`.
+Each element is one sequence; a worker pretreats it and writes its cache file
+atomically, exactly like the pool, so Beam and pool runs share the cache and
+a failed or cancelled pipeline resumes where it stopped. The TFDS shards are
+then written by the converting process from the cache, in the same
+deterministic order. Runners other than the DirectRunner need the raw tree
+and the cache directory on a file system mounted on every worker, and the
+`data_prep` package installed there.
+
+`apache_beam` is optional: this module imports without it, and
+`beam_available()` says whether it can run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Callable, Sequence
+
+from data_prep import convert
+
+
+def beam_available() -> bool:
+  """Whether `apache_beam` is installed."""
+  return importlib.util.find_spec('apache_beam') is not None
+
+
+def _require_beam():
+  if not beam_available():
+    raise ImportError(
+        'The Beam conversion path needs apache-beam (pip install '
+        '"apache-beam==2.77.0"); without it, use the process pool '
+        '(--workers=N).')
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  return beam
+
+
+def parse_options(options: str | Sequence[str] | None) -> list[str]:
+  """Turns 'a=1,b=2' (or a list) into Beam flags ['--a=1', '--b=2']."""
+  if not options:
+    return []
+  items = options.split(',') if isinstance(options, str) else list(options)
+  return [o if o.startswith('--') else f'--{o}'
+          for o in (i.strip() for i in items) if o]
+
+
+def run_beam_pretreatment(tasks: Sequence[convert.Task],
+                          options: str | Sequence[str] | None = None) -> int:
+  """Pretreats the tasks whose cache file is missing in a Beam pipeline.
+
+  Args:
+    tasks: all sequences of the conversion.
+    options: Beam pipeline options ('runner=DirectRunner,...' or a list).
+
+  Returns:
+    The number of sequences pretreated.
+  """
+  beam = _require_beam()
+  from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+  todo = [t for t in tasks if not os.path.exists(t.cache_path)]
+  if not todo:
+    return 0
+  opts = pipeline_options.PipelineOptions(parse_options(options))
+  with beam.Pipeline(options=opts) as p:
+    _ = (p
+         | 'Sequences' >> beam.Create(todo)
+         | 'Spread' >> beam.Reshuffle()
+         | 'Pretreat' >> beam.Map(convert.process_task))
+  missing = [t.ref.key for t in todo if not os.path.exists(t.cache_path)]
+  if missing:
+    raise RuntimeError(f'The Beam pipeline finished but {len(missing)} '
+                       f'sequences have no cache file, e.g. {missing[:3]}')
+  return len(todo)
+
+
+def beam_pretreat_fn(options: str | Sequence[str] | None = None
+                     ) -> Callable[[list[convert.Task]], int]:
+  """A `pretreat` hook for `convert.convert` that runs Beam with `options`."""
+  _require_beam()
+  return lambda tasks: run_beam_pretreatment(tasks, options)

@@ -1,0 +1,68 @@
+"""Contact sheet of a gait dataset, to check the silhouettes by eye."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from data_prep import tfds_writer  # pylint: disable=g-import-not-at-top
+
+
+def _pick_views(views: Sequence[str], n: int) -> list[str]:
+  idx = np.linspace(0, len(views) - 1, min(n, len(views))).round()
+  return [views[int(i)] for i in idx]
+
+
+def save_preview(dataset_dir: str, path: str, *, split: str = 'test',
+                 num_views: int = 4, num_frames: int = 10,
+                 step: int = 3) -> None:
+  """Saves rows of frames of one subject: conditions x a few views.
+
+  Args:
+    dataset_dir: a gait dataset directory.
+    path: output PNG path.
+    split: split to take the subject from.
+    num_views: number of views shown (spread over the dataset's views).
+    num_frames: frames shown per row.
+    step: take every `step`-th frame.
+  """
+  index = tfds_writer.read_index(dataset_dir, split)
+  meta = tfds_writer.read_gait_metadata(dataset_dir)
+  subject = index[0]['subject']
+  wanted_types = []
+  for cond in ('nm', 'bg', 'cl'):
+    of_cond = [t for t in meta['types'] if t.startswith(cond)]
+    wanted_types += of_cond[:1]
+  views = _pick_views(sorted(meta['views']), num_views)
+  where = {(r['subject'], r['type'], r['view']): i
+           for i, r in enumerate(index)}
+  source = tfds_writer.open_gait_source(dataset_dir, split)
+  rows, labels = [], []
+  for seq_type in wanted_types:
+    for view in views:
+      i = where.get((subject, seq_type, view))
+      if i is None:
+        continue
+      frames = source[i]['frames'][::step][:num_frames]  # [n, H, W]
+      pad = num_frames - len(frames)
+      frames = np.pad(frames, ((0, pad), (1, 1), (1, 1)),
+                      constant_values=96)  # grey frame borders
+      rows.append(np.concatenate(list(frames), 1))
+      labels.append(f'{seq_type} {view}')
+  sheet = np.concatenate(rows, 0)  # [rows * (H + 2), cols * (W + 2)]
+  height = sheet.shape[0] / sheet.shape[1] * 12
+  fig, ax = plt.subplots(figsize=(12, height + 0.6), dpi=100)
+  ax.imshow(sheet, cmap='gray', vmin=0, vmax=255, interpolation='nearest')
+  row_h = sheet.shape[0] / len(rows)
+  ax.set_yticks((np.arange(len(rows)) + 0.5) * row_h, labels, fontsize=8)
+  ax.set_xticks([])
+  ax.set_title(f'subject {subject} ({split}), every {step}th frame',
+               fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
