@@ -1,6 +1,6 @@
 r"""Conversion throughput: the multi-process converter vs a single-process loop.
 
-  python benchmarks/convert_bench.py --subjects=4 --frames=30 --workers=2
+  python benchmarks/convert_bench.py --subjects=4 --frames=80 --workers=2
 
 Generates a scaled-down CASIA-B-shaped tree (<sid>/<type>/<view>/*.png, 10
 types x 11 views per subject, 320x240 silhouettes of a walking figure) in a
@@ -38,7 +38,7 @@ from data_prep import pretreatment
 from data_prep import raw_sources
 
 _SUBJECTS = flags.DEFINE_integer('subjects', 4, 'Subjects (half train).')
-_FRAMES = flags.DEFINE_integer('frames', 30, 'Frames per sequence.')
+_FRAMES = flags.DEFINE_integer('frames', 80, 'Frames per sequence.')
 _WORKERS = flags.DEFINE_integer('workers', 2, 'Converter processes.')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timing repeats (best kept).')
 

@@ -61,8 +61,9 @@ def pretreat_frame(img: np.ndarray,
   half = size // 2
   left, right = centre - half, centre + half
   if left <= 0 or right >= img.shape[1]:
-    img = np.pad(img, ((0, 0), (half, half)))  # [size, new_w + size]
-    left, right = left + half, right + half
+    padded = np.zeros((size, new_w + 2 * half), np.uint8)  # [size, w + size]
+    padded[:, half:half + new_w] = img
+    img, left, right = padded, left + half, right + half
   return np.ascontiguousarray(img[:, left:right], dtype=np.uint8), ''
 
 

@@ -23,7 +23,7 @@ Typical use:
                       length=len(seq))
 
   dataset_dir = write_gait_dataset(
-      'my_gait', '/data', {'train': train_examples, 'test': test_examples},
+      'my_gait', data_dir, {'train': train_examples, 'test': test_examples},
       metadata=dict(protocol='casia_b', views=[...], types=[...],
                     train_subjects=[...], test_subjects=[...], report={}))
   source = open_gait_source(dataset_dir, 'train')  # source[i] -> dict
@@ -228,6 +228,8 @@ def _make_builder_class(
         _download_and_prepare=_download_and_prepare,
     )
 
+  # No `__module__` of this file in the namespace on purpose: TFDS would then
+  # look for package resources (checksums, README) next to it.
   class_name = ''.join(p.title() for p in name.split('_')) + 'GaitBuilder'
   return types.new_class(
       class_name,

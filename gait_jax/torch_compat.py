@@ -152,6 +152,7 @@ def load_opengait_checkpoint(
   out: dict[tuple[str, ...], np.ndarray] = {}
   stacked = collections.defaultdict(dict)  # path -> {part: (key, array)}
   unexpected, mismatched = [], []
+  seen = set()  # Flax paths the checkpoint provides (fitting or not).
   for key, value in state.items():
     mapped = _map_key(key)
     if mapped is None:
@@ -164,6 +165,7 @@ def load_opengait_checkpoint(
     if path not in expected:
       unexpected.append(f'{key} {tuple(arr.shape)}')
       continue
+    seen.add(path)
     if part is not None:
       stacked[path][part] = (key, arr)
       continue
@@ -191,8 +193,7 @@ def load_opengait_checkpoint(
     mismatched += bad
     if not absent and not extra and not bad:
       out[path] = np.stack([parts[i][1] for i in range(want[0])])
-  missing += ['/'.join(p) for p in expected
-              if p not in out and p not in stacked]
+  missing += ['/'.join(p) for p in expected if p not in seen]
   if missing or unexpected or mismatched:
     lines = [f'Checkpoint does not match {model_name} {dict(model_config)}:']
     for title, items in (('missing', missing), ('unexpected', unexpected),

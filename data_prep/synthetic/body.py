@@ -279,8 +279,7 @@ def pose_scene(p: IdentityParams, cond: Condition,
     fa = ua + p['elbow'] * (0.6 + 0.4 * np.sin(ph)) * deg
     roll = side * p['arm_abduct'] * deg
     sh = neck - 0.035 * h * up_t + side * p['shoulder'] * h * lat_t
-    el = sh + _apply(rot_t,
-                     _limb(ua, roll, p['upper_arm'] * h))
+    el = sh + _apply(rot_t, _limb(ua, roll, p['upper_arm'] * h))
     wr = el + _apply(rot_t, _limb(fa, roll, p['forearm'] * h))
     tip = wr + _apply(rot_t, _limb(fa, roll, 0.09 * h))
     scene.cone(sh, el, 1.15 * sleeve * arm_r, 0.9 * sleeve * arm_r)

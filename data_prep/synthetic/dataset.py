@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -34,6 +35,9 @@ CASIA_B_TYPES = (tuple(f'nm-{i:02d}' for i in range(1, 7))
 # Bump when the renderer's output changes, so stale datasets are detected.
 RENDERER_VERSION = 1
 VERSION = '1.0.0'
+# Below this many sequences rendering stays in-process (starting worker
+# processes would cost more than it saves).
+MIN_POOL_SEQUENCES = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,23 +131,22 @@ class _Split:
   """The examples of one split: sized (for progress bars), rendered lazily."""
 
   def __init__(self, config: SyntheticConfig, subjects: Sequence[str],
-               num_workers: int, report: dict):
+               pool, report: dict, start: float):
     self.config = config
     self.tasks = [(s, t, v) for s in subjects for t in config.types
                   for v in config.views]
-    self.num_workers = num_workers
+    self.pool = pool  # a process pool, or None to render in this process
     self.report = report
+    self.start = start
 
   def __len__(self) -> int:
     return len(self.tasks)
 
   def __iter__(self) -> Iterator[tuple[str, dict]]:
     args = [(self.config,) + task for task in self.tasks]
-    if self.num_workers > 1 and len(args) >= 64:
-      # Spawned workers: safe even when the parent has started JAX threads.
-      ctx = multiprocessing.get_context('spawn')
-      with ctx.Pool(self.num_workers) as pool:
-        yield from self._examples(pool.imap(_render_task, args, chunksize=8))
+    if self.pool is not None:
+      yield from self._examples(self.pool.imap(_render_task, args,
+                                               chunksize=8))
     else:
       yield from self._examples(map(_render_task, args))
 
@@ -154,6 +157,8 @@ class _Split:
       yield f'{subject}-{seq_type}-{view}', dict(
           frames=frames, subject=subject, type=seq_type, view=view,
           length=len(frames))
+    self.report['generation_seconds'] = round(
+        time.perf_counter() - self.start, 2)
 
 
 def _check_existing(dataset_dir: str, config: SyntheticConfig) -> bool:
@@ -220,33 +225,23 @@ def build_synthetic_dataset(
       'renderer_version': RENDERER_VERSION,
       'report': report,
   }
-  start = time.perf_counter()
-
-  def timed(split):  # Records the time once the last split is done.
-    yield from split
-    report['generation_seconds'] = round(time.perf_counter() - start, 2)
-
-  splits = {'train': _Split(config, train, num_workers, report),
-            'test': _Split(config, test, num_workers, report)}
-  return tfds_writer.write_gait_dataset(
-      name, data_dir,
-      {k: (lambda s=s: _Sized(timed(s), len(s))) for k, s in splits.items()},
-      metadata, version=VERSION, frame_size=config.frame_size,
-      description='Procedurally rendered walking silhouettes in the CASIA-B '
-      'layout (nm/bg/cl conditions, 11 views).')
-
-
-class _Sized:
-  """An iterator with a known length (for progress bars)."""
-
-  def __init__(self, it, n: int):
-    self.it, self.n = it, n
-
-  def __len__(self) -> int:
-    return self.n
-
-  def __iter__(self):
-    return iter(self.it)
+  description = (
+      'Procedurally rendered walking silhouettes in the CASIA-B layout: '
+      f'{config.num_subjects} subjects, types {", ".join(config.types)}, '
+      f'views {", ".join(config.views)}.')
+  num_sequences = config.num_subjects * len(config.types) * len(config.views)
+  with contextlib.ExitStack() as stack:
+    pool = None
+    if num_workers > 1 and num_sequences >= MIN_POOL_SEQUENCES:
+      # Spawned workers: safe even when this process runs JAX threads.
+      ctx = multiprocessing.get_context('spawn')
+      pool = stack.enter_context(ctx.Pool(num_workers))
+    start = time.perf_counter()
+    splits = {'train': _Split(config, train, pool, report, start),
+              'test': _Split(config, test, pool, report, start)}
+    return tfds_writer.write_gait_dataset(
+        name, data_dir, splits, metadata, version=VERSION,
+        description=description, frame_size=config.frame_size)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,13 +13,19 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from data_prep import tfds_writer  # pylint: disable=g-import-not-at-top
 
 
-def _pick_views(views: Sequence[str], n: int) -> list[str]:
-  idx = np.linspace(0, len(views) - 1, min(n, len(views))).round()
-  return [views[int(i)] for i in idx]
+def _pick_views(views: Sequence[str], targets: Sequence[float]) -> list[str]:
+  """The available views nearest to the target azimuths, without repeats."""
+  picked = []
+  for target in targets:
+    view = min(views, key=lambda v: abs(float(v) - target))
+    if view not in picked:
+      picked.append(view)
+  return picked
 
 
 def save_preview(dataset_dir: str, path: str, *, split: str = 'test',
-                 num_views: int = 4, num_frames: int = 10,
+                 views: Sequence[float] = (0, 54, 90, 126, 180),
+                 num_frames: int = 10,
                  step: int = 3) -> None:
   """Saves rows of frames of one subject: conditions x a few views.
 
@@ -27,7 +33,7 @@ def save_preview(dataset_dir: str, path: str, *, split: str = 'test',
     dataset_dir: a gait dataset directory.
     path: output PNG path.
     split: split to take the subject from.
-    num_views: number of views shown (spread over the dataset's views).
+    views: azimuths to show (the nearest available views are used).
     num_frames: frames shown per row.
     step: take every `step`-th frame.
   """
@@ -38,13 +44,13 @@ def save_preview(dataset_dir: str, path: str, *, split: str = 'test',
   for cond in ('nm', 'bg', 'cl'):
     of_cond = [t for t in meta['types'] if t.startswith(cond)]
     wanted_types += of_cond[:1]
-  views = _pick_views(sorted(meta['views']), num_views)
+  shown = _pick_views(meta['views'], views)
   where = {(r['subject'], r['type'], r['view']): i
            for i, r in enumerate(index)}
   source = tfds_writer.open_gait_source(dataset_dir, split)
   rows, labels = [], []
   for seq_type in wanted_types:
-    for view in views:
+    for view in shown:
       i = where.get((subject, seq_type, view))
       if i is None:
         continue
@@ -61,8 +67,8 @@ def save_preview(dataset_dir: str, path: str, *, split: str = 'test',
   row_h = sheet.shape[0] / len(rows)
   ax.set_yticks((np.arange(len(rows)) + 0.5) * row_h, labels, fontsize=8)
   ax.set_xticks([])
-  ax.set_title(f'subject {subject} ({split}), every {step}th frame',
-               fontsize=10)
+  ax.set_title(f'subject {subject} ({split} split): frames 0, {step}, '
+               f'{2 * step}, ... of nm, bg and cl sequences', fontsize=10)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)

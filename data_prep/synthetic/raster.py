@@ -4,9 +4,9 @@ Orthographic projection keeps the shape class of every primitive: a tapered
 capsule (convex hull of two spheres) becomes the convex hull of two discs, an
 ellipsoid becomes an ellipse. Each of these is convex, so on every pixel row
 it covers one interval of x that has a closed form. The rasteriser computes
-these intervals for all frames, primitives and rows at once and fills their
-union with a difference array and a cumulative sum: no per-pixel distance
-tests, O(T * H * (primitives + W)) work per sequence.
+these intervals for all frames, primitives and rows at once, merges the
+intervals of each row and writes their pixels with one scatter: no per-pixel
+distance tests, and a few milliseconds per 30-frame sequence.
 
 Each frame is normalised like OpenGait's pretreatment: the silhouette spans
 the full frame height and its horizontal mass median is moved to the centre

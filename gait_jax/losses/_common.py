@@ -12,7 +12,9 @@ adds their gradients up to exactly the single-device gradient.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+import dataclasses
+import functools
+from typing import Any, Callable, Sequence
 
 import jax
 from jax import lax
@@ -53,13 +55,81 @@ def all_gather(x: Array, axis_name: str | None) -> Array:
   return x if axis_name is None else lax.all_gather(x, axis_name, tiled=True)
 
 
-class Batch(NamedTuple):
-  """A batch seen from one device: its anchors and the global batch."""
+def safe_sqrt(x: Array) -> Array:
+  """sqrt for x >= 0 whose gradient at 0 is 0 instead of inf/NaN."""
+  positive = x > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def l2_normalize(x: Array, eps: float = 1e-12) -> Array:
+  """x / max(||x||, eps) over the last axis, with a finite gradient at 0."""
+  sq = jnp.sum(x * x, axis=-1, keepdims=True)
+  return x * lax.rsqrt(jnp.maximum(sq, eps * eps))
+
+
+def sq_distances(a: Array, b: Array) -> Array:
+  """Squared distances clamped at 0: [p, i, c], [p, j, c] -> [p, i, j]."""
+  a2 = jnp.sum(a * a, axis=-1)[:, :, None]  # [p, i, 1]
+  b2 = jnp.sum(b * b, axis=-1)[:, None, :]  # [p, 1, j]
+  ab = jnp.einsum('pic,pjc->pij', a, b)  # [p, i, j]
+  return jnp.maximum(a2 + b2 - 2.0 * ab, 0.0)
+
+
+@jax.custom_vjp
+def _self_gram(e: Array) -> Array:
+  """e @ e^T per part, [p, n, c] -> [p, n, n], with a one-matmul VJP."""
+  return jnp.einsum('pic,pjc->pij', e, e)
+
+
+def _self_gram_fwd(e):
+  return _self_gram(e), e
+
+
+def _self_gram_bwd(e, g):
+  g = g + jnp.swapaxes(g, 1, 2)  # [p, n, n]
+  return (jnp.einsum('pij,pjc->pic', g, e),)
+
+
+_self_gram.defvjp(_self_gram_fwd, _self_gram_bwd)
+
+
+@jax.custom_vjp
+def _permute(x: Array, order: Array, inverse: Array) -> Array:
+  """x[:, order] along axis 1, with the inverse permutation as its VJP.
+
+  The VJP of a general gather is a scatter-add; for a permutation the
+  gather by the inverse permutation gives the same result faster.
+  """
+  return jnp.take(x, order, axis=1)
+
+
+def _permute_fwd(x, order, inverse):
+  return _permute(x, order, inverse), inverse
+
+
+def _permute_bwd(inverse, g):
+  return (jnp.take(g, inverse, axis=1), None, None)
+
+
+_permute.defvjp(_permute_fwd, _permute_bwd)
+
+
+@dataclasses.dataclass(eq=False)
+class Batch:
+  """A batch seen from one device: its anchors and the global batch.
+
+  The columns (the global batch) are sorted by label (stably), so that in a
+  P×K batch the positives of every anchor are one block of K columns. On one
+  device the anchors are the same sorted batch; inside ``shard_map`` they are
+  this device's shard in its own order. The pairwise quantities shared by
+  several terms (dot products, distances, label match) are computed once, on
+  first use.
+  """
   e_loc: Array  # [p, na, c] float32, this device's anchors, part-major.
-  e_all: Array  # [p, n, c] float32, the global batch, part-major.
+  e_all: Array  # [p, n, c] float32, the global batch sorted by label.
   y_loc: Array  # [na] int32.
-  y_all: Array  # [n] int32.
-  offset: Any  # Global index of the first local anchor (int or traced).
+  y_all: Array  # [n] int32, sorted.
+  self_col: Array  # [na] int32, the column of each anchor itself.
   samples_per_class: int | None
   axis_name: str | None
 
@@ -74,6 +144,95 @@ class Batch(NamedTuple):
   @property
   def parts(self) -> int:
     return self.e_loc.shape[0]
+
+  @functools.cached_property
+  def gram(self) -> Array:
+    """Dot products of the local anchors with the global batch [p, na, n]."""
+    if self.axis_name is None:
+      return _self_gram(self.e_loc)
+    return jnp.einsum('pic,pjc->pij', self.e_loc, self.e_all)
+
+  @functools.cached_property
+  def sq_norms(self) -> tuple[Array, Array]:
+    """Squared norms of the local anchors [p, na] and the batch [p, n]."""
+    return (jnp.sum(self.e_loc * self.e_loc, axis=-1),
+            jnp.sum(self.e_all * self.e_all, axis=-1))
+
+  @functools.cached_property
+  def distances(self) -> Array:
+    """Euclidean distances of the local anchors to the batch [p, na, n].
+
+    The distance of an anchor to itself is exactly 0: the expanded formula
+    leaves rounding noise of order sqrt(eps)·||e|| there, which would
+    otherwise enter every (a, a, m) triplet.
+    """
+    a2, b2 = self.sq_norms
+    sq = jnp.maximum(a2[:, :, None] + b2[:, None, :] - 2.0 * self.gram, 0.0)
+    return jnp.where(self.self_mask[None], 0.0, safe_sqrt(sq))
+
+  @functools.cached_property
+  def cosines(self) -> Array:
+    """Cosine similarities [p, na, n] (no gradient), from the dot products."""
+    a2, b2 = (lax.stop_gradient(x) for x in self.sq_norms)
+    inv_a = lax.rsqrt(jnp.maximum(a2, 1e-24))[:, :, None]  # [p, na, 1]
+    inv_b = lax.rsqrt(jnp.maximum(b2, 1e-24))[:, None, :]  # [p, 1, n]
+    return lax.stop_gradient(self.gram) * inv_a * inv_b
+
+  @functools.cached_property
+  def self_mask(self) -> Array:
+    """[na, n] True where the column is the anchor itself (same slot)."""
+    return self.self_col[:, None] == jnp.arange(self.n)[None, :]
+
+  @functools.cached_property
+  def match(self) -> Array:
+    """[na, n] True where anchor and column share the label."""
+    return self.y_loc[:, None] == self.y_all[None, :]
+
+  @functools.cached_property
+  def pk_ok(self) -> Array:
+    """True when every anchor of every device has exactly K positives."""
+    wrong = jnp.sum(jnp.sum(self.match, axis=1) != self.samples_per_class)
+    return psum(wrong, self.axis_name) == 0
+
+  def split_pk(self, x: Array, fill: float) -> tuple[Array, Array]:
+    """The K positive columns of each anchor and the masked negatives.
+
+    Args:
+      x: [p, na, n] pairwise values.
+      fill: value put in the positive columns of the negatives.
+
+    Returns:
+      positives [p, na, K] (the anchor's class block of the sorted columns)
+      and negatives [p, na, n]: x with the positive columns set to `fill`.
+    """
+    k = self.samples_per_class
+    pos = _take_block(x, self.self_col // k, k)  # [p, na, K]
+    return pos, jnp.where(self.match[None], fill, x)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _take_block(x: Array, block: Array, k: int) -> Array:
+  """Block `block[a]` of K columns of every row: [p, na, n] -> [p, na, K].
+
+  Its VJP places the cotangent back with a broadcast select over the
+  [p, na, n/K, K] view instead of the scatter-add of a general gather.
+  """
+  cols = block[:, None] * k + jnp.arange(k)[None, :]  # [na, K]
+  return jnp.take_along_axis(x, cols[None], axis=2)
+
+
+def _take_block_fwd(x, block, k):
+  return _take_block(x, block, k), (block, x.shape[2])
+
+
+def _take_block_bwd(k, residuals, g):
+  block, n = residuals
+  own = block[:, None] == jnp.arange(n // k)[None, :]  # [na, P]
+  dx = jnp.where(own[None, :, :, None], g[:, :, None, :], 0.0)  # [p,na,P,K]
+  return dx.reshape(g.shape[:2] + (n,)), None
+
+
+_take_block.defvjp(_take_block_fwd, _take_block_bwd)
 
 
 def check_labels(labels: Any, n: int, what: str) -> Array:
@@ -117,81 +276,26 @@ def make_batch(embeddings: Any, labels: Any, samples_per_class: int | None,
   e_loc = jnp.transpose(embeddings.astype(jnp.float32), (1, 0, 2))
   # Gathering the local tensor (not a copy) keeps the gradient paths explicit:
   # rows reach this device's shard directly, columns via the reduce-scatter.
-  e_all = all_gather(e_loc.swapaxes(0, 1), axis_name).swapaxes(0, 1)
-  y_all = all_gather(labels, axis_name)
-  offset = 0 if axis_name is None else lax.axis_index(axis_name) * n_loc
-  return Batch(e_loc, e_all, labels, y_all, offset, samples_per_class,
+  e_glob = all_gather(e_loc.swapaxes(0, 1), axis_name).swapaxes(0, 1)
+  y_glob = all_gather(labels, axis_name)
+  order = jnp.argsort(y_glob, stable=True)  # [n]
+  inverse = jnp.zeros((n,), jnp.int32).at[order].set(
+      jnp.arange(n, dtype=jnp.int32))  # [n]
+  e_all = _permute(e_glob, order, inverse)  # [p, n, c]
+  y_all = y_glob[order]
+  if axis_name is None:
+    e_loc, labels, self_col = e_all, y_all, jnp.arange(n, dtype=jnp.int32)
+  else:
+    offset = lax.axis_index(axis_name) * n_loc
+    self_col = inverse[offset + jnp.arange(n_loc)]
+  return Batch(e_loc, e_all, labels, y_all, self_col, samples_per_class,
                axis_name)
 
 
-def l2_normalize(x: Array, eps: float = 1e-12) -> Array:
-  """x / max(||x||, eps) over the last axis, with a finite gradient at 0."""
-  sq = jnp.sum(x * x, axis=-1, keepdims=True)
-  return x * lax.rsqrt(jnp.maximum(sq, eps * eps))
-
-
-def sq_distances(a: Array, b: Array) -> Array:
-  """Squared Euclidean distances, clamped at 0: [p, i, c], [p, j, c] -> [p, i, j]."""
-  a2 = jnp.sum(a * a, axis=-1)[:, :, None]  # [p, i, 1]
-  b2 = jnp.sum(b * b, axis=-1)[:, None, :]  # [p, 1, j]
-  ab = jnp.einsum('pic,pjc->pij', a, b)  # [p, i, j]
-  return jnp.maximum(a2 + b2 - 2.0 * ab, 0.0)
-
-
-def safe_sqrt(x: Array) -> Array:
-  """sqrt for x >= 0 whose gradient at 0 is 0 instead of inf/NaN."""
-  positive = x > 0
-  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
-
-
-def self_mask(batch: Batch) -> Array:
-  """[na, n] True where the column is the anchor itself (same batch slot)."""
-  rows = batch.offset + jnp.arange(batch.n_loc)
-  return rows[:, None] == jnp.arange(batch.n)[None, :]
-
-
-def distances(batch: Batch) -> Array:
-  """Euclidean distances of the local anchors to the global batch [p, na, n].
-
-  The distance of an anchor to itself is exactly 0: the expanded formula
-  leaves rounding noise of order sqrt(eps)·||e|| there, which would otherwise
-  enter every (a, a, m) triplet.
-  """
-  d = safe_sqrt(sq_distances(batch.e_loc, batch.e_all))  # [p, na, n]
-  return jnp.where(self_mask(batch)[None], 0.0, d)
-
-
-def label_match(batch: Batch) -> Array:
-  """[na, n] True where anchor and column share the label."""
-  return batch.y_loc[:, None] == batch.y_all[None, :]
-
-
-def pk_indices(match: Array, k: int) -> tuple[Array, Array, Array]:
-  """Column indices of each anchor's K positives and n-K negatives.
-
-  Args:
-    match: [na, n] bool label-match matrix.
-    k: the static number of samples per class.
-
-  Returns:
-    pos [na, K] and neg [na, n-K] int32 column indices (ascending), and a
-    scalar bool that is True when every anchor has exactly K positives.
-  """
-  order = jnp.argsort(jnp.logical_not(match).astype(jnp.int32), axis=1,
-                      stable=True)  # [na, n], positives first
-  ok = jnp.all(jnp.sum(match, axis=1) == k)
-  return order[:, :k], order[:, k:], ok
-
-
-def take_columns(x: Array, idx: Array) -> Array:
-  """Per-row column gather: [p, na, n], [na, m] -> [p, na, m]."""
-  return jnp.take_along_axis(x, idx[None], axis=2)
-
-
-def pk_ok(ok_local: Array, axis_name: str | None) -> Array:
-  """True when the P×K structure holds on every device."""
-  bad = psum(jnp.logical_not(ok_local).astype(jnp.int32), axis_name)
-  return bad == 0
+def stop_gradient_batch(batch: Batch) -> Batch:
+  """The same batch with embeddings that carry no gradient."""
+  return dataclasses.replace(batch, e_loc=lax.stop_gradient(batch.e_loc),
+                             e_all=lax.stop_gradient(batch.e_all))
 
 
 def masked_row_chunks(fn: Callable[..., tuple[Array, ...]],

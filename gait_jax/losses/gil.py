@@ -27,7 +27,6 @@ import copy
 from typing import Any, Mapping
 
 import jax
-from jax import lax
 import jax.numpy as jnp
 import ml_collections
 
@@ -189,8 +188,7 @@ def compute_loss(outputs: Mapping[str, Any], labels: Any, loss_config: Any,
     metrics['loss/uniformity'] = value
     metrics['uniformity/value'] = value
   else:
-    diag = _common.Batch(*(lax.stop_gradient(x) if i < 2 else x
-                           for i, x in enumerate(batch)))
+    diag = _common.stop_gradient_batch(batch)
     metrics['uniformity/value'] = jnp.mean(
         uniformity.uniformity_from_batch(diag, float(c['t']), c['over']))
 

@@ -36,15 +36,13 @@ def pair_softmax_from_batch(batch: _common.Batch, temperature: float
                             ) -> tuple[Array, dict[str, Array]]:
   """Pair-softmax loss of a prepared batch (see `pair_softmax_loss`)."""
   axis = batch.axis_name
-  g = jnp.einsum('pic,pjc->pij', batch.e_loc, batch.e_all)  # [p, na, n]
-  match = _common.label_match(batch)  # [na, n]
+  g = batch.gram  # [p, na, n]
+  match = batch.match  # [na, n]
   k = batch.samples_per_class
   num_pos = jnp.sum(match, axis=1).astype(jnp.float32)  # [na]
   count = _common.psum(jnp.sum(num_pos * (batch.n - num_pos)), axis)
   if k is not None:
-    pos, neg, ok = _common.pk_indices(match, k)
-    total = _softplus_sum(_common.take_columns(g, pos),
-                          _common.take_columns(g, neg), temperature)  # [p]
+    total = _softplus_sum(*batch.split_pk(g, -jnp.inf), temperature)  # [p]
   else:
     def chunk(g_c, match_c, valid):
       z = (g_c[..., None, :] - g_c[..., :, None]) / temperature  # [p,ch,n,n]
@@ -58,7 +56,7 @@ def pair_softmax_from_batch(batch: _common.Batch, temperature: float
   per_part = jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0)
   loss = jnp.mean(per_part)
   if k is not None:
-    loss = jnp.where(_common.pk_ok(ok, axis), loss, jnp.nan)
+    loss = jnp.where(batch.pk_ok, loss, jnp.nan)
   return loss, {'per_part': per_part, 'count': count}
 
 

@@ -47,6 +47,29 @@ MARGIN_MODES = ('fixed', 'class_adaptive')
 WEIGHT_NORMS = ('global', 'per_part')
 
 
+def _add_pairs(a, b):
+  return a[0] + b[0], a[1] + b[1]
+
+
+def _hinge_rows(ap: Array, an: Array, margin: Array
+                ) -> tuple[Array, Array, Array]:
+  """The [p, na, K, N] triplet block reduced without being stored.
+
+  Returns:
+    row_sum [p, na, K] (Σ_m of the active terms), pos_count [p, na, K] and
+    neg_count [p, na, N] int32 (active triplets per positive / negative).
+  """
+  x = ap[..., :, None] - an[..., None, :] + margin[..., None, None]
+  active = x > 0  # [p, na, K, N]
+  # One variadic reduction gives the sum and the count in a single pass and
+  # keeps XLA:CPU from materialising the block for a library reduction.
+  row_sum, pos_count = lax.reduce(
+      (jnp.where(active, x, 0.0), active.astype(jnp.int32)),
+      (jnp.float32(0), jnp.int32(0)), _add_pairs, (3,))  # [p, na, K]
+  neg_count = jnp.sum(active, axis=2, dtype=jnp.int32)  # [p, na, N]
+  return row_sum, pos_count, neg_count
+
+
 @jax.custom_vjp
 def hinge_sum(ap: Array, an: Array, margin: Array) -> tuple[Array, Array]:
   """Sum and count of the active triplets max(ap - an + margin, 0) per part.
@@ -59,30 +82,23 @@ def hinge_sum(ap: Array, an: Array, margin: Array) -> tuple[Array, Array]:
   Returns:
     (sum [p], count [p]) over all na·K·N triplets; count is float32.
   """
-  x = ap[..., :, None] - an[..., None, :] + margin[..., None, None]
-  active = x > 0  # [p, na, K, N]
-  total = jnp.sum(jnp.where(active, x, 0.0), axis=(1, 2, 3))  # [p]
-  return total, jnp.sum(active, axis=(1, 2, 3)).astype(jnp.float32)
+  total, count = _hinge_fwd(ap, an, margin)[0]
+  return total, count
 
 
 def _hinge_fwd(ap, an, margin):
-  x = ap[..., :, None] - an[..., None, :] + margin[..., None, None]
-  active = x > 0  # [p, na, K, N]
-  row_sum = jnp.sum(jnp.where(active, x, 0.0), axis=3)  # [p, na, K]
-  pos_count = jnp.sum(active, axis=3, dtype=jnp.float32)  # [p, na, K]
-  neg_count = jnp.sum(active, axis=2, dtype=jnp.float32)  # [p, na, N]
+  row_sum, pos_count, neg_count = _hinge_rows(ap, an, margin)
   total = jnp.sum(row_sum, axis=(1, 2))  # [p]
-  count = jnp.sum(pos_count, axis=(1, 2))  # [p]
-  return (total, count), (pos_count, neg_count, margin)
+  count = jnp.sum(pos_count, axis=(1, 2)).astype(jnp.float32)  # [p]
+  return (total, count), (pos_count, neg_count)
 
 
 def _hinge_bwd(residuals, cotangents):
-  pos_count, neg_count, margin = residuals
+  pos_count, neg_count = residuals
   g = cotangents[0][:, None, None]  # [p, 1, 1]; counts have no gradient
-  # Margins are constants or stop-gradient (Term 3), so their cotangent is
-  # zero; zeros_like keeps its sharding type (replicated or per-device) equal
-  # to the input's inside shard_map.
-  return g * pos_count, -g * neg_count, jnp.zeros_like(margin)
+  pos_grad = g * pos_count.astype(jnp.float32)  # [p, na, K]
+  neg_grad = -g * neg_count.astype(jnp.float32)  # [p, na, N]
+  return pos_grad, neg_grad, jnp.sum(pos_grad, axis=2)
 
 
 hinge_sum.defvjp(_hinge_fwd, _hinge_bwd)
@@ -90,10 +106,7 @@ hinge_sum.defvjp(_hinge_fwd, _hinge_bwd)
 
 def _pair_weights(batch: _common.Batch, weight_norm: str) -> Array:
   """Stop-gradient pair weights 1 + r/R of the local rows [p, na, n]."""
-  u_loc = _common.l2_normalize(lax.stop_gradient(batch.e_loc))
-  u_all = _common.l2_normalize(lax.stop_gradient(batch.e_all))
-  cos = jnp.einsum('pic,pjc->pij', u_loc, u_all)  # [p, na, n]
-  r = (1.0 - cos) / 2.0 + 0.01
+  r = (1.0 - batch.cosines) / 2.0 + 0.01  # [p, na, n]
   r_max = _common.pmax(jnp.max(r, axis=(1, 2)), batch.axis_name)  # [p]
   if weight_norm == 'global':
     r_max = jnp.broadcast_to(jnp.max(r_max), r_max.shape)
@@ -139,7 +152,7 @@ def triplet_from_batch(batch: _common.Batch, *, margin: float,
   """Triplet loss of a prepared batch (see `triplet_loss`)."""
   axis = batch.axis_name
   n, parts = batch.n, batch.parts
-  d = _common.distances(batch)  # [p, na, n]
+  d = batch.distances  # [p, na, n]
   if pair_weight:
     w = _pair_weights(batch, weight_norm)  # [p, na, n]
     dw = w * d
@@ -150,24 +163,25 @@ def triplet_from_batch(batch: _common.Batch, *, margin: float,
     margins = uniformity.adaptive_margins(batch, margin)  # [p, na]
   else:
     margins = jnp.full((parts, batch.n_loc), margin, jnp.float32)
-  match = _common.label_match(batch)  # [na, n]
+    if batch.axis_name is not None:
+      # Per-row margins are per-device values inside shard_map, as the
+      # custom VJP of `hinge_sum` returns a per-device margin cotangent.
+      margins = lax.pcast(margins, batch.axis_name, to='varying')
+  match = batch.match  # [na, n]
 
   k = batch.samples_per_class
   if k is not None:
-    pos, neg, ok = _common.pk_indices(match, k)
-    ap = _common.take_columns(dw, pos)  # [p, na, K]
-    an = _common.take_columns(dw, neg)  # [p, na, n-K]
+    ap, an = batch.split_pk(dw, jnp.inf)  # [p, na, K], [p, na, n]
     total, count = hinge_sum(ap, an, margins)
   else:
     total, count = _masked_hinge(dw, match, margins, n)
-    ok = True
   total = _common.psum(total, axis)  # [p]
   count = _common.psum(count, axis)  # [p]
   per_part = jnp.where(count > 0, total / (count + 1e-9), 0.0)  # [p]
   loss = jnp.mean(per_part)
   if k is not None:
     # A batch that is not P×K with this K would gather the wrong columns.
-    loss = jnp.where(_common.pk_ok(ok, axis), loss, jnp.nan)
+    loss = jnp.where(batch.pk_ok, loss, jnp.nan)
 
   # Statistics (no gradient).
   dw_s, d_s, w_s = (lax.stop_gradient(x) for x in (dw, d, w))

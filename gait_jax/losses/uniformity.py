@@ -11,15 +11,16 @@ formula to the normalised samples of every inter-class pair. The loss is the
 mean of L_k over parts. This is the project's definition of the paper's
 class-level term (Wang & Isola's uniformity loss applied to class centres).
 
-Centres are segment means over the sorted labels, so no [n, n] matrix is
-needed to build them. With ``samples_per_class=K`` there are exactly n/K
-segments; without it there are up to n (empty ones are masked out).
+Centres are segment means over the sorted labels (`_common.Batch` keeps
+the global batch sorted). With
+``samples_per_class=K`` there are exactly n/K segments (a one-hot matmul);
+without it there are up to n (a segment sum; empty segments are masked out).
 
-Sharding: each device takes the rows of its own samples. A sample i of class a
-adds (1/|a|) Σ_{b≠a} exp(...) for its class's row, so the rows of all devices
-sum to the full double sum over classes; the sums are ``psum``'d before the
-log, and the gradient through the all-gathered centres adds up across devices
-to the single-device gradient.
+Sharding: every device builds all centres from the all-gathered batch but
+weights row a of the class-pair matrix by the fraction of class a's samples
+that it holds; these shares add up to 1 over the devices, so the ``psum``'d
+sums (taken before the log) are the single-device ones, and so is the
+gradient that flows back through the all-gathered centres.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Centers(NamedTuple):
   """Normalised class centres of the global batch."""
   mu: Array  # [p, S, c] normalised centres (zeros for empty segments).
   present: Array  # [S] bool, the segment holds a class.
-  count: Array  # [S] float32, samples per segment.
+  local_share: Array  # [S] fraction of the segment's samples held locally.
   row_segment: Array  # [na] int32, the segment of each local anchor.
 
 
@@ -50,21 +51,26 @@ def class_centers(u_all: Array, batch: _common.Batch) -> Centers:
   n = batch.n
   k = batch.samples_per_class
   num_segments = n // k if k else n
-  order = jnp.argsort(batch.y_all, stable=True)  # [n]
-  y_sorted = batch.y_all[order]
+  y = batch.y_all  # [n], sorted
   new_class = jnp.concatenate(
-      [jnp.zeros((1,), jnp.int32),
-       (y_sorted[1:] != y_sorted[:-1]).astype(jnp.int32)])
-  seg_sorted = jnp.cumsum(new_class)  # [n]
-  segment = jnp.zeros((n,), jnp.int32).at[order].set(seg_sorted)  # [n]
-  sums = jax.ops.segment_sum(jnp.swapaxes(u_all, 0, 1), segment,
-                             num_segments)  # [S, p, c]
-  count = jax.ops.segment_sum(jnp.ones((n,), jnp.float32), segment,
-                              num_segments)  # [S]
-  mu = sums / jnp.maximum(count, 1.0)[:, None, None]
-  mu = _common.l2_normalize(jnp.swapaxes(mu, 0, 1))  # [p, S, c]
-  rows = batch.offset + jnp.arange(batch.n_loc)
-  return Centers(mu, count > 0, count, segment[rows])
+      [jnp.zeros((1,), jnp.int32), (y[1:] != y[:-1]).astype(jnp.int32)])
+  segment = jnp.cumsum(new_class)  # [n]
+  if k:
+    # Few segments: a one-hot matmul (its VJP is a matmul too).
+    onehot = (segment[None, :] == jnp.arange(num_segments)[:, None]).astype(
+        jnp.float32)  # [S, n]
+    sums = jnp.einsum('sn,pnc->psc', onehot, u_all)  # [p, S, c]
+    count = jnp.sum(onehot, axis=1)  # [S]
+  else:
+    sums = jnp.swapaxes(jax.ops.segment_sum(
+        jnp.swapaxes(u_all, 0, 1), segment, num_segments), 0, 1)  # [p, S, c]
+    count = jax.ops.segment_sum(jnp.ones((n,), jnp.float32), segment,
+                                num_segments)  # [S]
+  mu = _common.l2_normalize(sums / jnp.maximum(count, 1.0)[:, None])
+  row_segment = segment[batch.self_col]  # [na]
+  local = jax.ops.segment_sum(jnp.ones((batch.n_loc,), jnp.float32),
+                              row_segment, num_segments)  # [S]
+  return Centers(mu, count > 0, local / jnp.maximum(count, 1.0), row_segment)
 
 
 def _log_mean_exp(logits: Array, weights: Array, axis_name: str | None,
@@ -99,22 +105,24 @@ def _log_mean_exp(logits: Array, weights: Array, axis_name: str | None,
 def uniformity_from_batch(batch: _common.Batch, t: float,
                           over: str) -> Array:
   """Per-part uniformity [p] of a prepared batch (see `uniformity_loss`)."""
-  u_loc = _common.l2_normalize(batch.e_loc)  # [p, na, c]
   u_all = _common.l2_normalize(batch.e_all)  # [p, n, c]
   if over == 'samples':
+    u_loc = _common.l2_normalize(batch.e_loc)  # [p, na, c]
     sq = _common.sq_distances(u_loc, u_all)  # [p, na, n]
-    weights = (batch.y_loc[:, None] != batch.y_all[None, :]).astype(
-        jnp.float32)  # [na, n]
+    weights = (~batch.match).astype(jnp.float32)  # [na, n]
     return _log_mean_exp(-t * sq, weights[None], batch.axis_name, (1, 2))
+  # Every device takes all class pairs, weighted by the share of each row
+  # class that it holds; the shares of all devices add up to 1.
   centers = class_centers(u_all, batch)
-  mu_rows = jnp.take(centers.mu, centers.row_segment, axis=1)  # [p, na, c]
-  sq = _common.sq_distances(mu_rows, centers.mu)  # [p, na, S]
-  num_segments = centers.mu.shape[1]
-  other = (centers.row_segment[:, None] != jnp.arange(num_segments)[None]
-           ) & centers.present[None, :]  # [na, S]
-  row_weight = 1.0 / centers.count[centers.row_segment]  # [na]
-  weights = other.astype(jnp.float32) * row_weight[:, None]  # [na, S]
-  return _log_mean_exp(-t * sq, weights[None], batch.axis_name, (1, 2))
+  sq = _common.sq_distances(centers.mu, centers.mu)  # [p, S, S]
+  present = centers.present
+  other = (~jnp.eye(present.shape[0], dtype=bool)) & present[None, :]
+  weights = other * centers.local_share[:, None]  # [S, S]
+  per_part = _log_mean_exp(-t * sq, weights[None], batch.axis_name, (1, 2))
+  if batch.samples_per_class:
+    # A batch that is not P×K with this K has more classes than segments.
+    per_part = jnp.where(batch.pk_ok, per_part, jnp.nan)
+  return per_part
 
 
 def uniformity_loss(embeddings: Any, labels: Any, *, t: float = 2.0,

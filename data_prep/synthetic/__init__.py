@@ -1,0 +1,1 @@
+"""Procedurally rendered walking silhouettes in the CASIA-B layout."""
