@@ -10,6 +10,8 @@ Modes:
   train  trains (resuming from --workdir), then evaluates if
          config.train.eval_at_end.
   eval   evaluates the latest checkpoint of --workdir.
+  compile  lowers and compiles the train step for the config and the visible
+         devices and prints the memory it needs; reads no data.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ml_collections import config_flags
 
 from gait_jax import parallel
 
-MODES = ('train', 'eval')
+MODES = ('train', 'eval', 'compile')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (e.g. configs/synthetic_demo.py).',
@@ -90,6 +92,13 @@ def main(argv):
   parallel.maybe_initialize_distributed(_COORDINATOR.value,
                                         _NUM_PROCESSES.value, _PROCESS_ID.value)
   config, workdir = _CONFIG.value, _WORKDIR.value
+  if _MODE.value == 'compile':
+    from gait_jax import aot  # pylint: disable=g-import-not-at-top
+    report = aot.compile_train_step(
+        config, _classes_without_data(config),
+        None if config.train.num_devices < 0 else config.train.num_devices)
+    print(report.format(), flush=True)
+    return
   prepare_dataset(config)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
@@ -104,6 +113,19 @@ def main(argv):
                int(state.step))
   elif _MODE.value == 'eval':
     run_eval(config, workdir)
+
+
+def _classes_without_data(config) -> int:
+  """The classifier size from the config or dataset metadata (no records)."""
+  if config.model.num_classes > 0:
+    return config.model.num_classes
+  if config.data.source == 'synthetic':
+    return config.data.synthetic.num_train_subjects
+  from gait_jax.data.source import read_metadata  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(config.data.dataset_dir):
+    return len(read_metadata(config.data.dataset_dir)['train_subjects'])
+  raise ValueError('--mode=compile needs the class count: set '
+                   '--config.model.num_classes or data.dataset_dir.')
 
 
 def _num_classes(config) -> int:

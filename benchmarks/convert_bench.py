@@ -41,6 +41,9 @@ _SUBJECTS = flags.DEFINE_integer('subjects', 4, 'Subjects (half train).')
 _FRAMES = flags.DEFINE_integer('frames', 80, 'Frames per sequence.')
 _WORKERS = flags.DEFINE_integer('workers', 2, 'Converter processes.')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timing repeats (best kept).')
+_TMP_DIR = flags.DEFINE_string(
+    'tmp_dir', None, 'Where to build the tree, cache and shards (e.g. a '
+    'tmpfs such as /dev/shm to time CPU work only); default: system temp.')
 
 
 def _figure(x: int, phase: float) -> np.ndarray:
@@ -90,7 +93,7 @@ def _timed(fn) -> tuple[float, float]:
 
 def main(argv):
   del argv
-  tmp = tempfile.mkdtemp(prefix='convert_bench_')
+  tmp = tempfile.mkdtemp(prefix='convert_bench_', dir=_TMP_DIR.value)
   try:
     raw = os.path.join(tmp, 'raw')
     n = make_tree(raw, _SUBJECTS.value, _FRAMES.value)
@@ -123,6 +126,9 @@ def main(argv):
       runs['ref'].append(_timed(reference))
       runs['stage'].append(_timed(stage))
       runs['e2e'].append(_timed(end_to_end))
+    for key, values in runs.items():
+      print(f'{key} wall/CPU s per run: '
+            + ', '.join(f'{w:.1f}/{c:.1f}' for w, c in values))
     best = {k: min(v) for k, v in runs.items()}
     t_ref = best['ref'][0]
     for label, key in (('reference loop (1 process)', 'ref'),

@@ -35,18 +35,18 @@ def get_config(arg: str = ''):
   c.data.data_dir = 'data'
   c.data.p = 8
   c.data.k = 4
-  c.data.num_frames = 20
+  c.data.num_frames = 16
   c.data.frame_sampler = 'fixed_unordered'
 
   c.optim.name = 'adam'
   c.optim.lr = 1e-3
   c.optim.weight_decay = 0.0
   c.schedule.name = 'multistep'
-  c.schedule.milestones = (400,)
+  c.schedule.milestones = (250,)
 
-  c.train.num_steps = 500
+  c.train.num_steps = 300
   c.train.log_every = 50
-  c.train.ckpt_every = 250
+  c.train.ckpt_every = 100
   c.eval.batch_size = 32
   c.eval.buckets = (32, 64)
   return c

@@ -171,18 +171,26 @@ def _capped(items: list[Any]) -> dict[str, Any]:
   return {'count': len(items), 'items': items[:_LIST_LIMIT]}
 
 
-def _read_cache(task: Task) -> tuple[np.ndarray, list[str]]:
-  """Frames and skip records of a cached sequence (redone if unreadable)."""
+def _read_cache(task: Task, with_frames: bool = True
+                ) -> tuple[np.ndarray | None, int, list[str]]:
+  """(frames or None, frame count, skip records) of a cached sequence.
+
+  An unreadable cache file (e.g. from a crash) is pretreated again.
+  """
   for attempt in range(2):
     try:
       with np.load(task.cache_path) as z:
-        raw = zlib.decompress(z['frames_zlib'].tobytes())
-        frames = np.frombuffer(raw, np.uint8).reshape(z['shape'])
-        return frames, [str(s) for s in z['skipped']]
+        shape = tuple(int(d) for d in z['shape'])
+        skipped = [str(s) for s in z['skipped']]
+        frames = None
+        if with_frames:
+          raw = zlib.decompress(z['frames_zlib'].tobytes())
+          frames = np.frombuffer(raw, np.uint8).reshape(shape)
+        return frames, shape[0], skipped
     except Exception:  # pylint: disable=broad-except
       if attempt:
         raise
-      os.remove(task.cache_path)  # truncated or corrupt: pretreat again
+      os.remove(task.cache_path)
       process_task(task)
   raise AssertionError('unreachable')
 
@@ -199,7 +207,7 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
     kept_tasks[split] = []
     for t in tqdm.tqdm(tasks, desc=f'Checking {split}', unit='seq',
                        dynamic_ncols=True):
-      frames, skipped = _read_cache(t)
+      _, length, skipped = _read_cache(t, with_frames=False)
       for s in skipped:
         name, reason = s.split('\t', 1)
         kind = reason.split(':')[0]
@@ -208,12 +216,12 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
           frame_examples.append(f'{t.ref.key}/{name}: {reason}')
       if not t.ref.files:
         seq_skips[EMPTY_SEQUENCE].append(t.ref.key)
-      elif frames.shape[0] == 0:
+      elif length == 0:
         seq_skips[NO_FRAMES].append(t.ref.key)
       else:
         kept_tasks[split].append(t)
-        frames_kept += frames.shape[0]
-        if frames.shape[0] < SHORT:
+        frames_kept += length
+        if length < SHORT:
           short.append(t.ref.key)
   ignored: dict[str, list[str]] = {}
   for path, reason in scan.ignored:
@@ -259,7 +267,7 @@ def _examples(tasks: list[Task]):
   """Zero-argument generator factory of (key, example) for the writer."""
   def gen():
     for t in tasks:
-      frames, _ = _read_cache(t)
+      frames, _, _ = _read_cache(t)
       yield t.ref.key, {'frames': frames, 'subject': t.ref.subject,
                         'type': t.ref.type, 'view': t.ref.view,
                         'length': int(frames.shape[0])}

@@ -50,6 +50,8 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.utils import tqdm_utils
 import tqdm
 
+from gait_jax.data import source as source_lib
+
 FRAME_SIZE = 64
 TEXT_KEYS = ('subject', 'type', 'view')
 EXAMPLE_KEYS = ('frames',) + TEXT_KEYS + ('length',)
@@ -361,71 +363,18 @@ def write_gait_dataset(
   return dataset_dir
 
 
-def _builder(dataset_dir: str) -> tfds.core.DatasetBuilder:
-  if not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
-    raise FileNotFoundError(
-        f'{dataset_dir} is not a finished gait dataset (no dataset_info.json)')
-  return tfds.builder_from_directory(dataset_dir)
-
-
 def read_gait_metadata(dataset_dir: str) -> dict[str, Any]:
   """Returns the dataset-level metadata of a gait dataset as a plain dict."""
-  return dict(_builder(dataset_dir).info.metadata)
-
-
-def _check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:
-  splits = sorted(builder.info.splits.keys())
-  if split not in splits:
-    raise ValueError(
-        f'split {split!r} not in {builder.info.data_dir}; splits: {splits}')
+  return source_lib.read_metadata(dataset_dir)
 
 
 def open_gait_source(dataset_dir: str, split: str):
-  """Returns the random-access TFDS data source of one split.
-
-  Args:
-    dataset_dir: directory returned by `write_gait_dataset`.
-    split: split name, e.g. 'train'.
-
-  Returns:
-    An `ArrayRecordDataSource`: `len(source)`, `source[i]` and
-    `source.__getitems__(indices)` give dicts with frames (np.uint8
-    [T, 64, 64]), subject/type/view (bytes) and length (int).
-  """
-  builder = _builder(dataset_dir)
-  _check_split(builder, split)
-  return builder.as_data_source(split=split)
+  """The random-access TFDS data source of one split (see `open_split`)."""
+  return source_lib.open_split(dataset_dir, split)
 
 
-def read_index(
-    dataset_dir: str, split: str, *, chunk: int = 4096
-) -> list[dict[str, Any]]:
-  """Reads subject/type/view/length of every record without decoding frames.
-
-  Args:
-    dataset_dir: directory returned by `write_gait_dataset`.
-    split: split name.
-    chunk: records read per batch.
-
-  Returns:
-    One dict per record, in record order (the order of `open_gait_source`),
-    with subject/type/view as `str` and length as `int`.
-  """
-  builder = _builder(dataset_dir)
-  _check_split(builder, split)
-  # SkipDecoding leaves `frames` as its zlib bytes: about 4x faster than a
-  # full decode, and the frames are never decompressed.
-  source = builder.as_data_source(
-      split=split, decoders={'frames': tfds.decode.SkipDecoding()})
-  index = []
-  for start in range(0, len(source), chunk):
-    records = source.__getitems__(
-        list(range(start, min(start + chunk, len(source)))))
-    for r in records:
-      index.append({
-          'subject': r['subject'].decode('utf-8'),
-          'type': r['type'].decode('utf-8'),
-          'view': r['view'].decode('utf-8'),
-          'length': int(r['length']),
-      })
-  return index
+def read_index(dataset_dir: str, split: str, *,
+               chunk: int = 4096) -> list[dict[str, Any]]:
+  """subject/type/view/length of every record in record order, frames
+  not decoded (see `gait_jax.data.source.read_index`)."""
+  return source_lib.read_index(dataset_dir, split, chunk=chunk)

@@ -198,8 +198,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   tx = optim.make_optimizer(config.optim, schedule)
   state = init_state(model, tx, config, mesh)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  logging.info('Model %s: %d parameters, %d classes, %d devices.',
-               config.model.name, num_params, len(classes), mesh.size)
+  logging.info('Model %s: %d parameters, %d classes, %d devices; '
+               'process %d of %d.', config.model.name, num_params,
+               len(classes), mesh.size, jax.process_index(),
+               jax.process_count())
 
   # --- Checkpoints: resume from the workdir if it holds one.
   checkpointer = ckpt_lib.Checkpointer(workdir,

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gait_jax import models
@@ -35,8 +37,34 @@ TINY = {
 }
 
 
-def _sils(key, n, s):
-  return (jax.random.uniform(key, (n, s, 64, 44)) > 0.6).astype(jnp.float32)
+def _sils(seed, n, s):
+  rng = np.random.default_rng(seed)
+  return jnp.asarray(rng.random((n, s, 64, 44)) > 0.6, jnp.float32)
+
+
+def _random_variables(model, seed):
+  """Random variables of the right shapes (cheaper than `model.init`).
+
+  Running statistics and BatchNorm affine parameters are non-trivial, so the
+  checks below cannot pass by accident of an identity normalisation.
+  """
+  shapes = jax.eval_shape(model.init, jax.random.key(0),
+                          jnp.zeros((1, 3, 64, 44)))
+  rng = np.random.default_rng(seed)
+  flat = {}
+  for path, leaf in traverse_util.flatten_dict(dict(shapes)).items():
+    shape, kind = leaf.shape, path[-1]
+    if kind == 'p':
+      value = np.full(shape, 6.5)
+    elif kind in ('scale', 'var'):
+      value = 0.8 + 0.4 * rng.random(shape)
+    elif kind in ('bias', 'mean'):
+      value = 0.1 * rng.standard_normal(shape)
+    else:  # kernel [*k, in, out] or fc_bin [parts, in, out]
+      fan_in = np.prod(shape[:-1]) if kind == 'kernel' else shape[1]
+      value = rng.standard_normal(shape) / np.sqrt(fan_in)
+    flat[path] = jnp.asarray(value, jnp.float32)
+  return traverse_util.unflatten_dict(flat)
 
 
 @pytest.mark.parametrize('name, variant', sorted(PARAM_COUNTS))
@@ -67,72 +95,63 @@ def test_registry_errors_name_the_problem(name):
 
 
 @pytest.mark.parametrize('name', sorted(TINY))
-def test_tiny_shapes_dtypes_and_batch_stats(name):
+def test_tiny_train_step_shapes_dtypes_and_batch_stats(name):
   parts, channels, classifier = TINY[name]
   model = models.get_model(name, variant='tiny', num_classes=5,
                            dtype=jnp.bfloat16)
-  sils = _sils(jax.random.key(0), 3, 6)
-  variables = model.init(jax.random.key(1), sils)
-  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
-  out, state = model.apply(variables, sils, train=True,
-                           mutable=['batch_stats'])
-  assert out['embeddings'].shape == (3, parts, channels)
+  sils = _sils(0, 4, 6)
+  mask = jnp.arange(6)[None, :] < jnp.array([6, 3, 2, 1])[:, None]
+  variables = _random_variables(model, 1)
+
+  def loss(params):
+    out, state = model.apply({**variables, 'params': params}, sils, mask,
+                             train=True, mutable=['batch_stats'])
+    return sum(jnp.sum(jnp.square(v)) for v in out.values()), (out, state)
+
+  grads, (out, state) = jax.jit(jax.grad(loss, has_aux=True))(
+      variables['params'])
+  assert out['embeddings'].shape == (4, parts, channels)
   if classifier:
-    assert out['logits'].shape == (3, 5, parts)
+    assert out['logits'].shape == (4, 5, parts)
   for value in out.values():
     assert value.dtype == jnp.float32
     assert np.all(np.isfinite(value))
-  # Training updates the running statistics; evaluation leaves them alone.
+  # Masked frames (-inf in max pools) must not poison the gradients.
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+  assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+  assert any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads))
+  # Training updates every running statistic.
   stats = variables.get('batch_stats', {})
   assert bool(stats) == classifier
-  if stats:
-    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), stats,
-                           dict(state)['batch_stats'])
-    assert all(jax.tree.leaves(changed))
-  _, eval_state = model.apply(variables, sils, train=False,
-                              mutable=['batch_stats'])
-  jax.tree.map(np.testing.assert_array_equal,
-               dict(eval_state).get('batch_stats', {}), stats)
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), stats,
+                         dict(state).get('batch_stats', {}))
+  assert all(jax.tree.leaves(changed))
 
 
 @pytest.mark.parametrize('name', sorted(TINY))
 def test_padded_batch_equals_single_sequences(name):
   model = models.get_model(name, variant='tiny')
-  lengths = [9, 5, 4, 3, 2, 1]
-  frames = 9
-  sils = _sils(jax.random.key(2), len(lengths), frames)
-  variables = model.init(jax.random.key(3), sils)
-  if 'batch_stats' in variables:  # Non-trivial running statistics.
-    variables = dict(variables)
-    variables['batch_stats'] = jax.tree.map(
-        lambda x: x * 1.5 + 0.1, variables['batch_stats'])
+  lengths = [6, 3, 2, 1]
+  frames = 6
+  sils = _sils(2, len(lengths), frames)
+  variables = _random_variables(model, 3)
   mask = jnp.arange(frames)[None, :] < jnp.array(lengths)[:, None]
   # Garbage in the padded frames must not leak into any output.
   padded = jnp.where(mask[..., None, None], sils, 3.0)
-  batched = jax.jit(model.apply)(variables, padded, mask)
+  batched, state = jax.jit(functools.partial(
+      model.apply, train=False, mutable=['batch_stats']))(
+          variables, padded, mask)
+  # Evaluation leaves the running statistics alone.
+  jax.tree.map(np.testing.assert_array_equal,
+               dict(state).get('batch_stats', {}),
+               variables.get('batch_stats', {}))
   single = jax.jit(model.apply)
   for i, length in enumerate(lengths):
     alone = single(variables, sils[i:i + 1, :length])
+    assert set(alone) == set(batched)
     for key, value in alone.items():
       np.testing.assert_allclose(batched[key][i], value[0], atol=1e-5,
                                  rtol=0, err_msg=f'{key}, length {length}')
-
-
-@pytest.mark.parametrize('name', sorted(TINY))
-def test_masked_train_gradients_are_finite(name):
-  model = models.get_model(name, variant='tiny')
-  sils = _sils(jax.random.key(4), 4, 6)
-  mask = jnp.arange(6)[None, :] < jnp.array([6, 3, 2, 1])[:, None]
-  variables = model.init(jax.random.key(5), sils)
-
-  def loss(params):
-    out, _ = model.apply({**variables, 'params': params}, sils, mask,
-                         train=True, mutable=['batch_stats'])
-    return sum(jnp.sum(jnp.square(v)) for v in out.values())
-
-  grads = jax.jit(jax.grad(loss))(variables['params'])
-  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-  assert any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads))
 
 
 def test_horizontal_pyramid_golden_values():
@@ -152,9 +171,10 @@ def test_horizontal_pyramid_golden_values():
 
 def _numpy_batchnorm(x, mask=None):
   """PyTorch BatchNorm semantics in NumPy: (output, new mean, new var)."""
-  rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+  rows = x.astype(np.float64)
   if mask is not None:
-    rows = rows[np.asarray(mask).reshape(-1)]
+    rows = rows[np.asarray(mask)]
+  rows = rows.reshape(-1, x.shape[-1])
   mean, var = rows.mean(0), rows.var(0)
   unbiased = rows.var(0, ddof=1)
   y = (x - mean) / np.sqrt(var + 1e-5)
@@ -195,7 +215,9 @@ def test_batchnorm_axis_name_gives_global_statistics():
     y, state = bn.apply(v, xs, True, mutable=['batch_stats'])
     return y, state
 
-  y, state = sharded(variables, x)
+  y, state = sharded(
+      jax.device_put(variables, NamedSharding(mesh, P())),
+      jax.device_put(x, NamedSharding(mesh, P('data'))))
   ref_y, ref_state = layers.BatchNorm().apply(variables, x, True,
                                               mutable=['batch_stats'])
   np.testing.assert_allclose(y, ref_y, atol=1e-5)

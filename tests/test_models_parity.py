@@ -299,3 +299,15 @@ def test_loads_opengait_checkpoint_file(tmp_path):
       got['params']['Backbone']['2']['conv']['kernel'],
       state['Backbone.forward_block.feature.2.conv.weight'].numpy().transpose(
           2, 3, 1, 0))
+
+
+@pytest.mark.parametrize('frames', [1, 2, 4])
+def test_gaitgl_short_sequences_match_pytorch(frames):
+  # OpenGait repeats sequences shorter than 3 frames (x3 or x2).
+  torch.manual_seed(0)
+  module = _randomise(torch_mirrors.GaitGL((4, 8, 8), num_classes=8), 4)
+  for train in (False, True):
+    report = torch_compat.parity_report(module, 'gaitgl', {'variant': 'tiny'},
+                                        frames=frames, train=train)
+    for key in ('embeddings', 'logits'):
+      assert report[key]['max_rel'] < TOL, (key, report[key])

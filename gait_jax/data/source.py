@@ -10,6 +10,7 @@ shards after the first read.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any, Sequence
@@ -23,18 +24,53 @@ def _as_str(value: Any) -> str:
   return value.decode('utf-8') if isinstance(value, bytes) else str(value)
 
 
-def _open_tfds_split(dataset_dir: str, split: str):
-  """The TFDS random-access data source of ``split`` (no TensorFlow)."""
+def open_split(dataset_dir: str, split: str):
+  """The TFDS random-access data source of one split (no TensorFlow).
+
+  Args:
+    dataset_dir: a TFDS dataset directory written by ``data_prep``.
+    split: split name, e.g. ``'train'``.
+
+  Returns:
+    A data source: ``len(src)``, ``src[i]`` and ``src.__getitems__(idx)``
+    give dicts with frames (uint8 [T, 64, 64]), subject/type/view (bytes)
+    and length (int).
+  """
+  return _builder(dataset_dir, split).as_data_source(split=split)
+
+
+def _builder(dataset_dir: str, split: str):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   if not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
     raise FileNotFoundError(
-        f'{dataset_dir} is not a TFDS dataset directory (no '
+        f'{dataset_dir} is not a finished gait dataset (no '
         'dataset_info.json). Build one with data_prep first.')
   builder = tfds.builder_from_directory(dataset_dir)
   if split not in builder.info.splits:
     raise ValueError(f'Dataset {dataset_dir} has no split {split!r}; it has '
                      f'{sorted(builder.info.splits.keys())}.')
-  return builder, builder.as_data_source(split=split)
+  return builder
+
+
+def read_index(dataset_dir: str, split: str, *,
+               chunk: int = 2048) -> list[dict[str, Any]]:
+  """Subject/type/view/length of every record, in record order.
+
+  Frames are not decompressed (``SkipDecoding``), which is several times
+  faster than reading whole records.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  source = _builder(dataset_dir, split).as_data_source(
+      split=split, decoders={'frames': tfds.decode.SkipDecoding()})
+  index = []
+  for start in tqdm(range(0, len(source), chunk), desc=f'index {split}',
+                    unit='chunk', leave=False, disable=len(source) <= chunk):
+    stop = min(start + chunk, len(source))
+    for record in source.__getitems__(list(range(start, stop))):
+      index.append({field: _as_str(record[field]) for field in INDEX_FIELDS[:3]}
+                   | {'length': int(record['length'])})
+  return index
 
 
 def read_metadata(dataset_dir: str) -> dict[str, Any]:
@@ -68,6 +104,7 @@ class GaitSource:
     self.types = np.array([r['type'] for r in index], dtype=object)
     self.views = np.array([r['view'] for r in index], dtype=object)
     self.lengths = np.array([r['length'] for r in index], dtype=np.int64)
+    self._records = np.arange(len(index))  # Position → record in the shards.
 
   # -- index ----------------------------------------------------------------
   def _index_path(self) -> str:
@@ -88,30 +125,13 @@ class GaitSource:
     return index
 
   def _build_index(self) -> list[dict[str, Any]]:
-    """Reads the metadata of every record without decompressing frames."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    builder, _ = _open_tfds_split(self.dataset_dir, self.split)
-    source = builder.as_data_source(
-        split=self.split, decoders={'frames': tfds.decode.SkipDecoding()})
-    index, chunk = [], 2048
-    for start in tqdm(range(0, len(source), chunk), desc=f'index {self.split}',
-                      unit='chunk', leave=False):
-      stop = min(start + chunk, len(source))
-      for record in source.__getitems__(list(range(start, stop))):
-        index.append({
-            'subject': _as_str(record['subject']),
-            'type': _as_str(record['type']),
-            'view': _as_str(record['view']),
-            'length': int(record['length']),
-        })
-    return index
+    return read_index(self.dataset_dir, self.split)
 
   # -- access ---------------------------------------------------------------
   @property
   def source(self):
     if self._source is None:
-      _, self._source = _open_tfds_split(self.dataset_dir, self.split)
+      self._source = open_split(self.dataset_dir, self.split)
     return self._source
 
   def __getstate__(self):
@@ -124,12 +144,21 @@ class GaitSource:
 
   def frames(self, i: int) -> np.ndarray:
     """uint8 [T, 64, 64] frames of record ``i``."""
-    return np.asarray(self.source[int(i)]['frames'])
+    return np.asarray(self.source[int(self._records[i])]['frames'])
 
   def frames_many(self, indices: Sequence[int]) -> list[np.ndarray]:
     """Frames of several records (one batched read)."""
-    records = self.source.__getitems__([int(i) for i in indices])
+    records = self.source.__getitems__(
+        [int(self._records[i]) for i in indices])
     return [np.asarray(r['frames']) for r in records]
+
+  def subset(self, indices: Sequence[int]) -> 'GaitSource':
+    """A view of some of this source's records (positions ``indices``)."""
+    view = copy.copy(self)
+    indices = np.asarray(indices, np.int64)
+    for name in ('subjects', 'types', 'views', 'lengths', '_records'):
+      setattr(view, name, getattr(self, name)[indices])
+    return view
 
   def subject_indices(self, subjects: Sequence[str]) -> list[np.ndarray]:
     """Record indices of each subject in ``subjects`` (in that order)."""

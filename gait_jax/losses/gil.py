@@ -76,7 +76,23 @@ def _merge(sections: dict[str, dict[str, Any]],
       if key not in sections[name]:
         raise ValueError(f'Unknown key {name}.{key} in {source}; expected one '
                          f'of {list(sections[name])}.')
-      sections[name][key] = value
+      sections[name][key] = _coerce(f'{name}.{key}', sections[name][key],
+                                    value)
+
+
+def _coerce(name: str, default: Any, value: Any) -> Any:
+  """`value` with the type of the option's default (ints become floats)."""
+  if isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    value = float(value) if ok else value
+  else:
+    ok = isinstance(value, type(default))
+  if not ok:
+    raise ValueError(f'{name}={value!r} must be of type '
+                     f'{type(default).__name__}.')
+  return value
 
 
 def validate_loss_config(config: Any) -> None:
@@ -162,6 +178,9 @@ def compute_loss(outputs: Mapping[str, Any], labels: Any, loss_config: Any,
   if 'embeddings' not in outputs:
     raise ValueError('outputs must contain "embeddings" [n, parts, channels];'
                      f' got keys {sorted(outputs)}.')
+  if cfg['ce']['weight'] > 0 and 'logits' not in outputs:
+    raise ValueError('ce.weight > 0 needs outputs["logits"] [n, classes, '
+                     f'parts]; got keys {sorted(outputs)}.')
   batch = _common.make_batch(outputs['embeddings'], labels, samples_per_class,
                              axis_name)
   metrics = {}
@@ -200,9 +219,6 @@ def compute_loss(outputs: Mapping[str, Any], labels: Any, loss_config: Any,
 
   c = cfg['ce']
   if c['weight'] > 0:
-    if 'logits' not in outputs:
-      raise ValueError('ce.weight > 0 needs outputs["logits"] [n, classes, '
-                       f'parts]; got keys {sorted(outputs)}.')
     value, aux = softmax.cross_entropy_loss(
         outputs['logits'], labels, scale=float(c['scale']),
         label_smoothing=float(c['label_smoothing']), axis_name=axis_name)

@@ -11,10 +11,10 @@ formula to the normalised samples of every inter-class pair. The loss is the
 mean of L_k over parts. This is the project's definition of the paper's
 class-level term (Wang & Isola's uniformity loss applied to class centres).
 
-Centres are segment means over the sorted labels (`_common.Batch` keeps
-the global batch sorted). With
-``samples_per_class=K`` there are exactly n/K segments (a one-hot matmul);
-without it there are up to n (a segment sum; empty segments are masked out).
+Centres are segment means over the labels, which `_common.Batch` keeps
+sorted: with ``samples_per_class=K`` the batch is n/K blocks of K columns (a
+reshape and a mean); without it there are up to n segments (a segment sum;
+empty segments are masked out).
 
 Sharding: every device builds all centres from the all-gathered batch but
 weights row a of the class-pair matrix by the fraction of class a's samples
@@ -56,11 +56,10 @@ def class_centers(u_all: Array, batch: _common.Batch) -> Centers:
       [jnp.zeros((1,), jnp.int32), (y[1:] != y[:-1]).astype(jnp.int32)])
   segment = jnp.cumsum(new_class)  # [n]
   if k:
-    # Few segments: a one-hot matmul (its VJP is a matmul too).
-    onehot = (segment[None, :] == jnp.arange(num_segments)[:, None]).astype(
-        jnp.float32)  # [S, n]
-    sums = jnp.einsum('sn,pnc->psc', onehot, u_all)  # [p, S, c]
-    count = jnp.sum(onehot, axis=1)  # [S]
+    # The sorted P×K batch is P blocks of K columns: a reshape and a mean.
+    sums = jnp.sum(u_all.reshape(u_all.shape[0], num_segments, k, -1),
+                   axis=2)  # [p, S, c]
+    count = jnp.full((num_segments,), k, jnp.float32)
   else:
     sums = jnp.swapaxes(jax.ops.segment_sum(
         jnp.swapaxes(u_all, 0, 1), segment, num_segments), 0, 1)  # [p, S, c]

@@ -1,0 +1,216 @@
+"""The argument grammar and the recipe builder shared by the OpenGait configs.
+
+Each ``configs/<model>_<dataset>.py`` holds only the numbers of its recipe
+and returns ``build(arg, ...)``. ``arg`` is what follows the ``:`` in
+``--config=configs/<file>.py:<arg>``: comma-separated tokens, in any order,
+
+  triplet | gil_rc | gil   the loss preset (``gait_jax.losses``), at most one;
+                           without one, the file's default (``triplet``, or
+                           ``gil_rc`` for the GIL authors' recipe);
+  smoke                    shrink the run to about a minute on a 2-core CPU
+                           (see `shrink`).
+
+e.g. ``:gil``, ``:smoke``, ``:gil_rc,smoke``. Any other token is an error that
+lists the valid ones. Values can still be overridden one by one on the command
+line (``--config.train.num_steps=1000``); the config is locked, so a key that
+does not exist in ``gait_jax.config.base_config`` is an error too.
+
+The recipes are OpenGait's training configs (its ``configs/<model>/*.yaml``
+merged over ``default.yaml``), the GaitGL one of the GIL authors aside. What
+these configs do not reproduce:
+
+* Mixed precision: OpenGait trains every model here under fp16 autocast with
+  a dynamic loss scaler (and tests Baseline, GaitBase and GaitSet-OUMVLP in
+  fp16). The configs train and test in float32; on accelerators pass
+  ``--config.train.compute_dtype=bfloat16``.
+* Test batching: OpenGait embeds one whole sequence per GPU per step; here
+  ``eval.batch_size`` sequences are padded to a length bucket and masked, so
+  the value taken from OpenGait only sets the batch, not the result.
+* BatchNorm statistics always span the global batch (OpenGait's ``sync_BN``,
+  which every recipe here with BatchNorm sets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import ml_collections
+
+from gait_jax import config as config_lib
+from gait_jax import losses
+
+LOSS_PRESETS = tuple(losses.PRESETS)  # ('triplet', 'gil_rc', 'gil')
+SMOKE = 'smoke'
+TOKENS = LOSS_PRESETS + (SMOKE,)
+
+# Where `python -m data_prep.convert --dataset=<name> --out_dir=data` puts a
+# converted dataset (<out_dir>/<name>/<version>).
+DATASET_DIRS = {
+    'casia_b': 'data/casia_b/1.0.0',
+    'oumvlp': 'data/oumvlp/1.0.0',
+}
+
+# The smoke run: a small synthetic dataset (rendered once into SMOKE_DATA_DIR,
+# apart from the demo's), the tiny model variants and a few steps.
+SMOKE_DATA_DIR = 'data/smoke'
+SMOKE_SUBJECTS = dict(num_subjects=8, num_train_subjects=6)
+SMOKE_STEPS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+  """The parsed config argument.
+
+  Attributes:
+    preset: the loss preset, one of `LOSS_PRESETS`.
+    smoke: shrink the run (see `shrink`).
+  """
+  preset: str = 'triplet'
+  smoke: bool = False
+
+
+def parse_arg(arg: str | None, default_preset: str = 'triplet') -> Args:
+  """Parses a config argument such as ``'gil,smoke'``.
+
+  Args:
+    arg: comma-separated tokens from `TOKENS`; '' or None for the defaults.
+    default_preset: the loss preset when `arg` names none.
+
+  Returns:
+    The parsed `Args`.
+
+  Raises:
+    ValueError: an unknown or repeated token, or more than one loss preset;
+      the message lists the valid tokens.
+  """
+  tokens = [t.strip() for t in (arg or '').split(',') if t.strip()]
+  valid = f'valid tokens: {", ".join(TOKENS)} (comma-separated)'
+  unknown = [t for t in tokens if t not in TOKENS]
+  if unknown:
+    raise ValueError(f'Unknown config argument {", ".join(unknown)} in '
+                     f'{arg!r}; {valid}.')
+  if len(set(tokens)) != len(tokens):
+    raise ValueError(f'Repeated token in config argument {arg!r}; {valid}.')
+  presets = [t for t in tokens if t in LOSS_PRESETS]
+  if len(presets) > 1:
+    raise ValueError(f'Config argument {arg!r} names {len(presets)} loss '
+                     f'presets, at most one is allowed; {valid}.')
+  return Args(preset=presets[0] if presets else default_preset,
+              smoke=SMOKE in tokens)
+
+
+def sgd(lr: float = 0.1, weight_decay: float = 5e-4) -> dict[str, Any]:
+  """``torch.optim.SGD(lr, momentum=0.9, weight_decay)`` (L2 on the grads)."""
+  return dict(name='sgd', lr=lr, momentum=0.9, nesterov=False,
+              weight_decay=weight_decay)
+
+
+def adam(lr: float = 1e-4, weight_decay: float = 0.0) -> dict[str, Any]:
+  """``torch.optim.Adam(lr, weight_decay)`` with PyTorch's betas and eps."""
+  return dict(name='adam', lr=lr, weight_decay=weight_decay, b1=0.9,
+              b2=0.999, eps=1e-8)
+
+
+def multistep(*milestones: int) -> dict[str, Any]:
+  """``MultiStepLR(milestones, gamma=0.1)`` stepped once per update."""
+  return dict(name='multistep', milestones=tuple(milestones), gamma=0.1)
+
+
+def cosine(warmup_steps: int, warmup_init_lr: float,
+           min_lr: float) -> dict[str, Any]:
+  """timm's ``CosineLRScheduler`` over the whole run, with linear warm-up."""
+  return dict(name='cosine', milestones=(), warmup_steps=warmup_steps,
+              warmup_init_lr=warmup_init_lr, min_lr=min_lr)
+
+
+def build(arg: str | None, *, model: str, dataset: str,
+          optim: Mapping[str, Any], schedule: Mapping[str, Any],
+          num_steps: int, pk: tuple[int, int], sampler: str,
+          batch_shuffle: bool, eval_batch_size: int, frames_skip: int = 0,
+          frame_limit: int = 0, ce: Mapping[str, Any] | None = None,
+          preset_loss: Mapping[str, Mapping[str, Any]] | None = None,
+          default_preset: str = 'triplet') -> ml_collections.ConfigDict:
+  """A full config: `base_config()` filled with one training recipe.
+
+  Args:
+    arg: the config argument (see `parse_arg`).
+    model: registered model name; its variant is `dataset`.
+    dataset: 'casia_b' or 'oumvlp' (model variant and dataset directory).
+    optim: the ``config.optim`` values (`sgd` or `adam`).
+    schedule: the ``config.schedule`` values (`multistep` or `cosine`).
+    num_steps: total optimizer updates.
+    pk: (P identities, K sequences each) of the global batch.
+    sampler: training frame sampler, 'fixed_unordered' or 'fixed_ordered'.
+    batch_shuffle: shuffle the P×K batch order.
+    eval_batch_size: test sequences per forward pass.
+    frames_skip: extra window of 'fixed_ordered'.
+    frame_limit: evaluate on at most this many leading frames (0: all).
+    ce: the CE term (weight, scale, label_smoothing); None: no CE term.
+    preset_loss: per-preset extra loss sections, e.g. ``{'gil_rc':
+      {'pair_softmax': {'weight': 1.0}}}``.
+    default_preset: the loss preset when `arg` names none.
+
+  Returns:
+    The config (unlocked; launch.py locks it).
+  """
+  args = parse_arg(arg, default_preset)
+  c = config_lib.base_config()
+  c.model.name = model
+  c.model.variant = dataset
+  loss_sections = dict((preset_loss or {}).get(args.preset, {}))
+  if ce is not None:
+    loss_sections['ce'] = dict(ce)
+  c.loss = losses.get_loss_config(args.preset, **loss_sections)
+
+  c.data.source = 'tfds'
+  c.data.dataset_dir = DATASET_DIRS[dataset]
+  c.data.p, c.data.k = pk
+  c.data.batch_shuffle = batch_shuffle
+  c.data.frame_sampler = sampler
+  c.data.num_frames = 30
+  c.data.frames_skip = frames_skip
+
+  c.optim.update(dict(optim))
+  c.schedule.update(dict(schedule))
+  c.train.num_steps = num_steps
+  c.eval.batch_size = eval_batch_size
+  c.eval.frame_limit = frame_limit
+  if args.smoke:
+    shrink(c)
+  return c
+
+
+def _scaled(step: int, total: int) -> int:
+  return max(1, round(step * SMOKE_STEPS / total))
+
+
+def shrink(c: ml_collections.ConfigDict) -> None:
+  """Turns a full config into a smoke run, in place.
+
+  Tiny model variant, a 4×2 batch of 8-frame clips, `SMOKE_STEPS` steps with
+  the schedule's milestones and warm-up scaled to match, frequent logging and
+  checkpoints, a small evaluation, and an 8-subject synthetic dataset (6 train
+  subjects). The dataset can still be overridden on the command line:
+  ``--config.data.source=tfds`` trains on ``config.data.dataset_dir``.
+
+  Args:
+    c: a config built by `build`.
+  """
+  total = c.train.num_steps
+  c.model.variant = 'tiny'
+  c.data.source = 'synthetic'
+  c.data.data_dir = SMOKE_DATA_DIR
+  c.data.synthetic.update(SMOKE_SUBJECTS)
+  c.data.p, c.data.k = 4, 2
+  c.data.num_frames = 8
+  c.schedule.milestones = tuple(_scaled(m, total)
+                                for m in c.schedule.milestones)
+  if c.schedule.warmup_steps:
+    c.schedule.warmup_steps = _scaled(c.schedule.warmup_steps, total)
+  c.train.num_steps = SMOKE_STEPS
+  c.train.log_every = 5
+  c.train.ckpt_every = 10
+  c.eval.batch_size = 16
+  c.eval.buckets = (32, 64)
+  c.eval.plots = False

@@ -1,0 +1,249 @@
+"""The experiment configs: arguments, OpenGait's numbers, and a smoke run each.
+
+The expected values below are OpenGait's training configs (its
+``configs/<model>/*.yaml`` over ``default.yaml``) and model-zoo rank-1, and
+the GIL authors' GaitGL recipe, written out independently of ``configs/``.
+"""
+
+import importlib.util
+import json
+import math
+import os
+
+from absl import flags
+from ml_collections import config_flags
+import pytest
+
+from gait_jax import config as config_lib
+from gait_jax import losses
+from gait_jax import models
+from gait_jax import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(REPO, 'configs')
+
+SGD, ADAM = ('sgd', 0.1, 0.9), ('adam', 1e-4, None)
+# name: optimizer (name, lr, momentum), weight decay, milestones, steps,
+# (P, K), (frame sampler, skip), batch_shuffle, CE (weight, scale, smoothing)
+# or None, (eval batch, frame limit), reference rank-1 (NM, BG, CL or one).
+REFERENCE = {
+    'gaitset_casia_b': (SGD, 5e-4, (10_000, 20_000, 30_000), 40_000, (8, 16),
+                        ('fixed_unordered', 0), False, None, (16, 0),
+                        ('95.8', '90.0', '75.4')),
+    'gaitset_oumvlp': (ADAM, 0.0, (150_000,), 250_000, (32, 16),
+                       ('fixed_unordered', 0), False, None, (4, 0),
+                       ('87.2',)),
+    'gaitpart_casia_b': (ADAM, 0.0, (100_000,), 120_000, (8, 16),
+                         ('fixed_ordered', 10), False, None, (16, 0),
+                         ('96.1', '90.7', '78.7')),
+    'gaitpart_oumvlp': (ADAM, 0.0, (150_000,), 250_000, (32, 16),
+                        ('fixed_ordered', 10), False, None, (4, 0),
+                        ('88.6',)),
+    'gaitgl_casia_b': (ADAM, 5e-4, (70_000,), 80_000, (8, 8),
+                       ('fixed_ordered', 0), True, (1.0, 1.0, 0.0), (4, 0),
+                       ('97.4', '94.5', '83.8')),
+    'gaitgl_oumvlp': (ADAM, 0.0, (150_000, 200_000), 210_000, (32, 8),
+                      ('fixed_ordered', 0), True, (1.0, 1.0, 0.1), (2, 0),
+                      ('89.9',)),
+    'baseline_casia_b': (SGD, 5e-4, (20_000, 40_000), 60_000, (8, 16),
+                         ('fixed_unordered', 0), True, (0.1, 16.0, 0.1),
+                         (16, 720), ('96.3', '92.2', '77.6')),
+    'baseline_oumvlp': (SGD, 5e-4, (50_000, 100_000), 150_000, (32, 16),
+                        ('fixed_unordered', 0), True, (0.1, 16.0, 0.1),
+                        (4, 720), ('86.7',)),
+    'gaitbase_casia_b': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                         (8, 16), ('fixed_unordered', 0), True,
+                         (1.0, 16.0, 0.1), (16, 720), ('97.6', '94.0', '77.4')),
+    'gaitbase_oumvlp': (SGD, 5e-4, (60_000, 80_000, 100_000), 120_000,
+                        (32, 8), ('fixed_unordered', 0), True,
+                        (1.0, 16.0, 0.1), (16, 720), ('90.8',)),
+    # The GIL authors' GaitGL (cosine schedule, checked separately).
+    'gaitgl_casia_b_gil_authors': (SGD, 5e-4, (), 80_000, (8, 8),
+                                   ('fixed_ordered', 0), True, None, (4, 0),
+                                   ('96.4', '95.0', '89.8')),
+}
+NAMES = sorted(REFERENCE)
+DEFAULT_PRESET = {'gaitgl_casia_b_gil_authors': 'gil_rc'}
+GOOD_ARGS = {'': None, 'triplet': 'triplet', 'gil_rc': 'gil_rc', 'gil': 'gil',
+             'smoke': None, 'gil,smoke': 'gil', ' smoke , gil_rc ': 'gil_rc'}
+BAD_ARGS = ('gil_r', 'smoke,fast', 'gil,gil_rc', 'smoke,smoke', 'runlocal')
+
+
+def load(name: str, arg: str = ''):
+  path = os.path.join(CONFIG_DIR, f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module, module.get_config(arg)
+
+
+def _keys(config, prefix=''):
+  out = set()
+  for key, value in config.items():
+    out.add(prefix + key)
+    if hasattr(value, 'items'):
+      out |= _keys(value, f'{prefix}{key}.')
+  return out
+
+
+def test_every_model_and_dataset_has_a_config():
+  files = {f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith('.py')}
+  files -= {'__init__', 'common', 'synthetic_demo'}
+  assert files == set(NAMES)
+  assert {n.split('_')[0] for n in NAMES} == set(models.model_names())
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_loads_with_every_argument(name):
+  base_keys = _keys(config_lib.base_config())
+  for arg, preset in GOOD_ARGS.items():
+    _, c = load(name, arg)
+    c.lock()
+    assert _keys(c) == base_keys, arg  # Strict: the schema's keys only.
+    assert c.loss.preset == (preset or DEFAULT_PRESET.get(name, 'triplet'))
+    losses.validate_loss_config(c.loss)
+    models.get_model(c.model.name, c.model.variant)
+    assert ('smoke' in arg) == (c.model.variant == 'tiny'), arg
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_bad_argument_names_the_valid_tokens(name):
+  module, _ = load(name)
+  for arg in BAD_ARGS:
+    with pytest.raises(ValueError, match='valid tokens') as err:
+      module.get_config(arg)
+    for token in ('triplet', 'gil_rc', 'gil', 'smoke'):
+      assert token in str(err.value), (arg, str(err.value))
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_values_match_the_reference(name):
+  ((opt, lr, momentum), wd, milestones, steps, pk, (sampler, skip), shuffle,
+   ce, (eval_batch, frame_limit), _) = REFERENCE[name]
+  module, c = load(name)
+  assert c.model.name == name.split('_')[0]
+  assert c.model.variant == ('oumvlp' if 'oumvlp' in name else 'casia_b')
+  assert c.model.num_classes == -1
+  assert (c.optim.name, c.optim.lr, c.optim.weight_decay) == (opt, lr, wd)
+  if momentum is not None:
+    assert (c.optim.momentum, c.optim.nesterov) == (momentum, False)
+  else:
+    assert (c.optim.b1, c.optim.b2, c.optim.eps) == (0.9, 0.999, 1e-8)
+  assert tuple(c.schedule.milestones) == milestones
+  assert c.train.num_steps == steps
+  assert (c.data.p, c.data.k) == pk
+  assert (c.data.frame_sampler, c.data.frames_skip) == (sampler, skip)
+  assert c.data.num_frames == 30
+  assert c.data.batch_shuffle is shuffle
+  assert c.loss.triplet.weight == 1.0 and c.loss.triplet.margin == 0.2
+  if ce is None:
+    assert c.loss.ce.weight == 0.0
+  else:
+    assert (c.loss.ce.weight, c.loss.ce.scale,
+            c.loss.ce.label_smoothing) == ce
+  assert (c.eval.batch_size, c.eval.frame_limit) == (eval_batch, frame_limit)
+  assert c.data.source == 'tfds'
+  dataset = 'oumvlp' if 'oumvlp' in name else 'casia_b'
+  assert c.data.dataset_dir == f'data/{dataset}/1.0.0'
+  assert c.train.compute_dtype == 'float32'
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_docstring_gives_command_reference_and_hardware(name):
+  module, _ = load(name)
+  doc = module.__doc__
+  assert f'python launch.py --config=configs/{name}.py' in doc
+  assert 'Hardware' in doc and 'rank-1' in doc
+  for number in REFERENCE[name][-1]:
+    assert number in doc, number
+
+
+def test_gil_authors_recipe():
+  _, c = load('gaitgl_casia_b_gil_authors')
+  assert c.schedule.name == 'cosine'
+  assert (c.schedule.warmup_steps, c.schedule.warmup_init_lr,
+          c.schedule.min_lr) == (2_000, 1e-6, 1e-4)
+  assert c.loss.triplet.pair_weight and c.loss.triplet.weight_norm == 'global'
+  assert c.loss.pair_softmax.weight == 0.0
+  assert c.loss.uniformity.weight == 0.0
+  _, plain = load('gaitgl_casia_b_gil_authors', 'triplet')
+  assert not plain.loss.triplet.pair_weight
+
+
+def test_gaitgl_oumvlp_gil_rc_adds_the_pair_softmax_term():
+  # The GIL authors' OUMVLP loss: weighted triplet + pair-softmax + CE.
+  _, c = load('gaitgl_oumvlp', 'gil_rc')
+  assert c.loss.pair_softmax.weight == 1.0 and c.loss.ce.weight == 1.0
+  for arg in ('', 'gil'):
+    assert load('gaitgl_oumvlp', arg)[1].loss.pair_softmax.weight == 0.0
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_smoke_is_small_and_keeps_the_recipe(name):
+  _, full = load(name)
+  _, c = load(name, 'smoke')
+  assert c.data.source == 'synthetic'
+  assert c.data.synthetic.num_train_subjects >= c.data.p
+  assert c.data.p * c.data.k <= 8 and c.data.num_frames <= 8
+  assert c.train.num_steps <= 20 and c.train.log_every <= 5
+  assert c.data.dataset_dir == full.data.dataset_dir  # For source=tfds.
+  # Milestones and warm-up shrink with the run, in order, inside it.
+  assert all(0 < m < c.train.num_steps for m in c.schedule.milestones)
+  assert len(c.schedule.milestones) == len(full.schedule.milestones)
+  assert c.schedule.warmup_steps <= c.train.num_steps
+  for section in ('optim', 'loss'):
+    assert c[section].to_dict() == full[section].to_dict()
+
+
+def _parse_flags(*args):
+  argv = ['prog', *args]
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, '', flag_values=fv,
+                                  lock_config=True, sys_argv=argv)
+  fv(argv)
+  return fv.config
+
+
+def test_launcher_flags_parse_arguments_and_reject_unknown_keys():
+  path = os.path.join(CONFIG_DIR, 'gaitgl_casia_b.py')
+  c = _parse_flags(f'--config={path}:gil,smoke', '--config.train.num_steps=3')
+  assert c.loss.preset == 'gil' and c.train.num_steps == 3
+  with pytest.raises(AttributeError, match='lrr'):
+    _parse_flags(f'--config={path}', '--config.optim.lrr=0.1')
+
+
+# One smoke training per model. The model's other config trains the same
+# tiny model on the same smoke batch; it differs only in optimizer, schedule
+# and loss numbers, which the runs below cover between them (SGD and Adam;
+# triplet, pair weights, pair-softmax, uniformity, CE with and without
+# smoothing).
+SMOKE_RUNS = {
+    'gaitset': ('gaitset_oumvlp', 'smoke'),
+    'gaitpart': ('gaitpart_casia_b', 'gil_rc,smoke'),
+    'gaitgl': ('gaitgl_oumvlp', 'gil_rc,smoke'),
+    'baseline': ('baseline_casia_b', 'gil,smoke'),
+    'gaitbase': ('gaitbase_oumvlp', 'smoke'),
+}
+
+
+@pytest.mark.parametrize('model', sorted(SMOKE_RUNS))
+def test_smoke_config_trains(model, tiny_dataset, tmp_path):
+  name, arg = SMOKE_RUNS[model]
+  _, c = load(name, arg)
+  for other in NAMES:
+    if other.split('_')[0] == model:
+      _, sibling = load(other, 'smoke')
+      assert sibling.model.to_dict() == c.model.to_dict()
+      assert (sibling.data.p, sibling.data.k, sibling.data.num_frames) == (
+          c.data.p, c.data.k, c.data.num_frames)
+  c.data.source = 'tfds'
+  c.data.dataset_dir = tiny_dataset
+  c.train.num_steps = 2
+  c.train.eval_at_end = False
+  c.lock()
+  state = train.train(c, str(tmp_path))
+  assert int(state.step) == 2, f'{name}:{arg}'
+  rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert rows[-1]['step'] == 2
+  assert rows[-1]['finite'] == 1.0, f'{name}:{arg}: {rows[-1]}'
+  assert math.isfinite(rows[-1]['loss/total']), f'{name}:{arg}: {rows[-1]}'
