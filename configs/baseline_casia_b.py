@@ -18,8 +18,9 @@ CE 0.1 (scale 16, label smoothing 0.1); test batch 16, first 720 frames.
 Reference rank-1 (OpenGait model zoo, triplet, identical views excluded):
 NM 96.3, BG 92.2, CL 77.6.
 
-Hardware: one GPU or TPU host; the 8×16×30-frame float32 step needs about
-HW_BASELINE_CASIA_B of accelerator memory.
+Hardware: a GPU or TPU host. The float32 train step of the 8×16 batch needs
+about 33 GiB on one device: one 40 GB or larger GPU, or the batch split over
+four 16 GB GPUs.
 """
 
 from configs import common

@@ -25,9 +25,13 @@ these configs do not reproduce:
   ``--config.train.compute_dtype=bfloat16``.
 * Test batching: OpenGait embeds one whole sequence per GPU per step; here
   ``eval.batch_size`` sequences are padded to a length bucket and masked, so
-  the value taken from OpenGait only sets the batch, not the result.
+  the value taken from OpenGait only sets how many go through at once.
 * BatchNorm statistics always span the global batch (OpenGait's ``sync_BN``,
   which every recipe here with BatchNorm sets).
+
+The memory figures in the configs' docstrings are XLA's buffer estimate for
+the float32 train step (forward, backward, update) compiled for one device
+holding the stated share of the batch; they scale with that share.
 """
 
 from __future__ import annotations

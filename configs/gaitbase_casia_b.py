@@ -18,9 +18,10 @@ not have.
 Reference rank-1 (OpenGait model zoo, with that augmentation, identical views
 excluded): NM 97.6, BG 94.0, CL 77.4.
 
-Hardware: one GPU or TPU host (OpenGait: "several hours" on CASIA-B); the
-8×16×30-frame float32 step needs about HW_GAITBASE_CASIA_B of accelerator
-memory.
+Hardware: a GPU or TPU host (OpenGait's maintainers: "several hours" on
+CASIA-B). The float32 train step of the 8×16 batch needs about 50 GiB on one
+device: one 80 GB GPU, or the batch split over four 16 GB GPUs (about
+13 GiB each).
 """
 
 from configs import common

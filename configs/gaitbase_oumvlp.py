@@ -16,8 +16,9 @@ batch 16, first 720 frames.
 Reference rank-1 (OpenGait model zoo, triplet, identical views excluded):
 90.8.
 
-Hardware: an 8-accelerator host (OpenGait trains OUMVLP on 8 GPUs, 10-30 h);
-the float32 step needs about HW_GAITBASE_OUMVLP per device on 8 devices.
+Hardware: 8 accelerators (OpenGait trains OUMVLP on 8 GPUs, 10-30 h). With
+the 32×8 batch split over 8 devices the float32 train step needs about
+13 GiB per device: 8 GPUs of 16 GB.
 """
 
 from configs import common

@@ -16,8 +16,8 @@ smoothing); test batch 4.
 Reference rank-1 (OpenGait model zoo, triplet, identical views excluded):
 NM 97.4, BG 94.5, CL 83.8 (paper: 97.4 / 94.5 / 83.6).
 
-Hardware: one GPU or TPU host; the 8×8×30-frame float32 step needs about
-HW_GAITGL_CASIA_B of accelerator memory.
+Hardware: a GPU or TPU host. The float32 train step of the 8×8 batch needs
+about 7 GiB: P×K=8×8 fits one 16 GB GPU.
 """
 
 from configs import common

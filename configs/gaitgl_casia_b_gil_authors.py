@@ -23,8 +23,8 @@ loss, margin form NM 96.4, BG 95.0, CL 89.8, and softmax form NM 97.6,
 BG 95.5, CL 87.2. Which form the released config trains is our reading: its
 loss is the weighted triplet (margin form).
 
-Hardware: one GPU or TPU host, as ``configs/gaitgl_casia_b.py`` (same model
-and batch): about HW_GAITGL_CASIA_B of accelerator memory in float32.
+Hardware: as ``configs/gaitgl_casia_b.py`` (same model and batch): about
+7 GiB for the float32 train step, so one 16 GB GPU.
 """
 
 from configs import common

@@ -17,8 +17,9 @@ NM 96.1, BG 90.7, CL 78.7 (paper: 96.2 / 91.5 / 78.7). OpenGait trained it on
 the 73-subject partition (no subject 005) until 2023: convert with
 ``--partition=casia_b_73`` to match that.
 
-Hardware: one GPU or TPU host; the 8×16×30-frame float32 step needs about
-HW_GAITPART_CASIA_B of accelerator memory.
+Hardware: a GPU or TPU host. The float32 train step of the 8×16 batch needs
+about 17 GiB on one device: one GPU with 24 GB or more, or the batch split
+over two 16 GB GPUs.
 """
 
 from configs import common

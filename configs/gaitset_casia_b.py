@@ -17,8 +17,9 @@ NM 95.8, BG 90.0, CL 75.4 (paper: 95.0 / 87.2 / 70.4). OpenGait trained it on
 the 73-subject partition (no subject 005) until 2023: convert with
 ``--partition=casia_b_73`` to match that.
 
-Hardware: one GPU or TPU host; the 8×16×30-frame float32 step needs about
-HW_GAITSET_CASIA_B of accelerator memory.
+Hardware: a GPU or TPU host. The float32 train step of the 8×16 batch needs
+about 17 GiB on one device: one GPU with 24 GB or more, or the batch split
+over two 16 GB GPUs.
 """
 
 from configs import common

@@ -14,8 +14,9 @@ Recipe: Adam lr 1e-4, no weight decay, lr ×0.1 at 150k, 250k steps; P×K
 Reference rank-1 (OpenGait model zoo, triplet, identical views excluded):
 87.2 (paper: 87.1).
 
-Hardware: an 8-accelerator host (OpenGait trains OUMVLP on 8 GPUs, 10-30 h);
-the float32 step needs about HW_GAITSET_OUMVLP per device on 8 devices.
+Hardware: 8 accelerators (OpenGait trains OUMVLP on 8 GPUs, 10-30 h). With
+the 32×16 batch split over 8 devices the float32 train step needs about
+17 GiB per device: 8 GPUs of 24 GB or more, or 16 of 16 GB.
 """
 
 from configs import common

@@ -69,9 +69,11 @@ def extract_embeddings(model, variables, source: GaitSource, mesh, *,
   for batch in pipeline.eval_batches(source, batch_size=batch_size,
                                      buckets=buckets, frame_limit=frame_limit,
                                      multiple_of=mesh.size):
-    sils = jax.device_put(batch.sils, sharding)
-    mask = jax.device_put(batch.mask, sharding)
-    emb = np.asarray(jax.device_get(embed(variables, sils, mask)))
+    # Every process holds the same batch; each places its devices' rows.
+    sils, mask = (jax.make_array_from_callback(x.shape, sharding,
+                                               lambda i, x=x: x[i])
+                  for x in (batch.sils, batch.mask))
+    emb = _to_host(embed(variables, sils, mask))
     real = batch.indices >= 0
     if out is None:
       out = np.zeros((len(source),) + emb.shape[1:], np.float32)
@@ -79,6 +81,14 @@ def extract_embeddings(model, variables, source: GaitSource, mesh, *,
     bar.update(int(real.sum()))
   bar.close()
   return out
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+  """The whole (possibly multi-process) array on every host."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(jax.device_get(x))
 
 
 def evaluate_source(model, variables, source: GaitSource, mesh, eval_cfg,

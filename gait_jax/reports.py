@@ -55,7 +55,8 @@ def plot_rank1_heatmaps(result, workdir: str) -> list[str]:
 
 def _affinities(x: np.ndarray, perplexity: float) -> np.ndarray:
   """Symmetric t-SNE input affinities P [N, N] by per-point binary search."""
-  d = np.square(x[:, None, :] - x[None, :, :]).sum(-1)  # [N, N]
+  sq = np.square(x).sum(1)  # [N]
+  d = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)  # [N, N]
   n = len(x)
   target = np.log(perplexity)
   beta = np.ones(n)
@@ -104,7 +105,7 @@ def tsne(x: np.ndarray, *, perplexity: float = 30.0, steps: int = 500,
 
 
 def plot_tsne(emb: np.ndarray, subjects, workdir: str, *,
-              max_subjects: int = 12, seed: int = 0) -> str:
+              max_subjects: int = 10, seed: int = 0) -> str:
   """t-SNE of the embeddings of up to ``max_subjects`` test subjects."""
   plt = _pyplot()
   subjects = np.asarray(subjects)

@@ -9,7 +9,6 @@ as a gradient 4 times too large.
 """
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
@@ -126,3 +125,37 @@ def test_compute_loss_all_terms(mesh):
       {'embeddings': e * 0.3, 'logits': z}, y, cfg, samples_per_class=4,
       axis_name=a)
   compare(mesh, fn, emb, logits, labels)
+
+
+@pytest.mark.parametrize('k,preset', [(4, 'gil'), (None, 'triplet')])
+def test_gradient_taken_inside_shard_map(mesh, k, preset):
+  """The train step's mode: jax.grad inside the per-device function.
+
+  Each device's gradient w.r.t. its own shard of embeddings and logits is
+  that shard's rows of the single-device gradient (the psum of the loss
+  transposes to a broadcast, the all_gather to a reduce-scatter).
+  """
+  emb, labels, logits = make_batch()
+  labels = labels % 50
+  overrides = dict(ce=dict(weight=1.0))
+  if preset == 'gil':
+    overrides.update(triplet=dict(margin_mode='class_adaptive'),
+                     pair_softmax=dict(weight=0.5))
+  cfg = losses.get_loss_config(preset, **overrides)
+
+  def loss_fn(e, z, y, axis_name):
+    return losses.compute_loss({'embeddings': e * 0.3, 'logits': z}, y, cfg,
+                               samples_per_class=k, axis_name=axis_name)[0]
+
+  per_device = jax.jit(jax.shard_map(
+      lambda e, z, y: jax.grad(loss_fn, argnums=(0, 1))(e, z, y, 'data'),
+      mesh=mesh, in_specs=(P('data'),) * 3, out_specs=P('data')))
+  put = [jax.device_put(a, NamedSharding(mesh, P('data')))
+         for a in (emb, logits, labels)]
+  with jax.set_mesh(mesh):
+    grads = per_device(*put)
+  ref = jax.jit(jax.grad(loss_fn, argnums=(0, 1)), static_argnums=3)(
+      emb, logits, labels, None)
+  for g, r in zip(grads, ref):
+    r = np.asarray(r)
+    np.testing.assert_allclose(g, r, rtol=RTOL, atol=1e-6 * np.abs(r).max())

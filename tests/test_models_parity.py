@@ -157,7 +157,7 @@ def _randomise(module, seed):
   gen = torch.Generator().manual_seed(seed)
   with torch.no_grad():
     for m in module.modules():
-      if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):  # pylint: disable=protected-access
+      if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
         c = m.num_features
         m.running_mean.copy_(0.2 * torch.randn(c, generator=gen))
         m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
@@ -311,3 +311,27 @@ def test_gaitgl_short_sequences_match_pytorch(frames):
                                         frames=frames, train=train)
     for key in ('embeddings', 'logits'):
       assert report[key]['max_rel'] < TOL, (key, report[key])
+
+
+@pytest.mark.parametrize('name', ['gaitset', 'gaitpart', 'baseline',
+                                  'gaitbase'])
+def test_padded_batch_matches_opengait_packed_sequences(name):
+  # OpenGait's test time packs sequences of different lengths along the frame
+  # axis and pools each separately (seqL); a padded, masked batch must match.
+  torch.manual_seed(0)
+  module = _randomise(torch_mirrors.build(name, 'tiny'), 5).eval()
+  lengths = [5, 1, 3, 2]
+  sils = torch_compat.deterministic_silhouettes(len(lengths), 5, seed=6)
+  packed = np.concatenate([sils[i, :n] for i, n in enumerate(lengths)])
+  with torch.no_grad():
+    ref = module(([torch.from_numpy(packed[None])], None, None, None,
+                  [lengths]))['inference_feat']['embeddings'].numpy()
+  config = {'variant': 'tiny'}
+  variables = torch_compat.load_opengait_checkpoint(module.state_dict(), name,
+                                                    config)
+  mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
+  model = torch_compat.models.get_model(name, **config)
+  out = jax.jit(model.apply)(variables, sils, mask)['embeddings']
+  got = np.swapaxes(np.asarray(out), 1, 2)
+  assert ref.shape == got.shape
+  np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max(), rtol=0)

@@ -86,12 +86,12 @@ class PackSequenceWrapper(nn.Module):
     super().__init__()
     self.pooling_func = pooling_func
 
-  def forward(self, seqs, seqL=None, dim=2, options=None):  # pylint: disable=invalid-name
+  def forward(self, seqs, seq_len=None, dim=2, options=None):
     options = options or {}
-    if seqL is None:
+    if seq_len is None:
       return self.pooling_func(seqs, **options)
     outs, start = [], 0
-    for length in seqL[0]:
+    for length in seq_len[0]:
       length = int(length)
       outs.append(self.pooling_func(seqs.narrow(dim, start, length),
                                     **options))
@@ -485,8 +485,21 @@ class GaitBase(_BaselineHead):
     init_parameters(self)
 
 
+TINY = {
+    'gaitset': lambda: GaitSet((1, 4, 8, 16), 16),
+    'gaitpart': lambda: GaitPart(('BC-4', 'BC-4', 'M', 'FC-8-2', 'FC-8-2',
+                                  'M', 'FC-16-3', 'FC-16-3'), 16),
+    'gaitgl': lambda: GaitGL((4, 8, 8), num_classes=8),
+    'baseline': lambda: Baseline(('BC-4', 'BC-4', 'M', 'BC-8', 'BC-8', 'M',
+                                  'BC-16', 'BC-16'), 16, num_classes=8),
+    'gaitbase': lambda: GaitBase((4, 8, 8, 16), 16, num_classes=8),
+}
+
+
 def build(name, variant='casia_b', **kwargs):
-  """Mirror of `gait_jax.models.get_model(name, variant)` (CASIA-B/OUMVLP)."""
+  """Mirror of `gait_jax.models.get_model(name, variant)`."""
+  if variant == 'tiny':
+    return TINY[name]()
   oum = variant == 'oumvlp'
   if name == 'gaitset':
     return GaitSet((1, 64, 128, 256) if oum else (1, 32, 64, 128), **kwargs)

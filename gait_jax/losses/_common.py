@@ -1,4 +1,4 @@
-"""Shared pieces of the metric losses: input checks, distances, P×K gathers.
+"""Shared pieces of the metric losses: input checks, distances, P×K blocks.
 
 Every metric loss works on a *local* block of anchors against the *global*
 batch. On one device the two are the same array. Inside ``jax.shard_map``
@@ -222,14 +222,13 @@ def _take_block(x: Array, block: Array, k: int) -> Array:
 
 
 def _take_block_fwd(x, block, k):
-  return _take_block(x, block, k), (block, x.shape[2])
+  own = block[:, None] == jnp.arange(x.shape[2] // k)[None, :]  # [na, P]
+  return _take_block(x, block, k), own
 
 
-def _take_block_bwd(k, residuals, g):
-  block, n = residuals
-  own = block[:, None] == jnp.arange(n // k)[None, :]  # [na, P]
+def _take_block_bwd(k, own, g):
   dx = jnp.where(own[None, :, :, None], g[:, :, None, :], 0.0)  # [p,na,P,K]
-  return dx.reshape(g.shape[:2] + (n,)), None
+  return dx.reshape(g.shape[:2] + (own.shape[1] * k,)), None
 
 
 _take_block.defvjp(_take_block_fwd, _take_block_bwd)

@@ -4,7 +4,8 @@ Term 4 is the GIL authors' ``InfoLoss``: per part, with raw dot products
 g_ij = e_i·e_j, every triplet (a, q, m) of the triplet loss is a two-way
 softmax that should pick the positive, i.e. softplus((g_am - g_aq)/τ); the
 loss is the mean over all triplets, then over parts. It uses the same P×K
-gather (or masked chunks without ``samples_per_class``) as `triplet`.
+blocks (or masked row chunks without ``samples_per_class``) as `triplet`,
+with autodiff for the gradient.
 
 Term 5 is OpenGait's CrossEntropyLoss on BNNeck logits [n, classes, parts]:
 each part is its own classifier, logits are multiplied by ``scale`` and the
@@ -16,11 +17,9 @@ Sharding: per-anchor sums and counts are `psum`'d (the CE needs no gather).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
-from jax import lax
 import jax.numpy as jnp
 
 from gait_jax.losses import _common
@@ -28,43 +27,10 @@ from gait_jax.losses import _common
 Array = jax.Array
 
 
-def _add_pairs(a, b):
-  return a[0] + b[0], a[1] + b[1]
-
-
-def _softplus_rows(gp, gn, temperature):
-  z = (gn[..., None, :] - gp[..., :, None]) / temperature  # [p, na, K, N]
-  # One variadic reduction for the value and its derivative, which XLA:CPU
-  # keeps fused instead of materialising the block for a library reduction.
-  value, slope = lax.reduce((jax.nn.softplus(z), jax.nn.sigmoid(z)),
-                            (jnp.float32(0), jnp.float32(0)), _add_pairs,
-                            (3,))  # [p, na, K]
-  return z, value, slope
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _softplus_sum(gp: Array, gn: Array, temperature: float) -> Array:
-  """Σ softplus((g_am - g_aq)/τ) per part: [p, na, K], [p, na, N] -> [p].
-
-  The custom VJP reduces the sigmoid per (anchor, positive) and per (anchor,
-  negative) in the forward pass, so the backward pass is O(p·n²).
-  """
-  return jnp.sum(_softplus_rows(gp, gn, temperature)[1], axis=(1, 2))
-
-
-def _softplus_sum_fwd(gp, gn, temperature):
-  z, value, slope = _softplus_rows(gp, gn, temperature)
-  neg_slope = jnp.sum(jax.nn.sigmoid(z), axis=2)  # [p, na, N]
-  return jnp.sum(value, axis=(1, 2)), (slope, neg_slope)
-
-
-def _softplus_sum_bwd(temperature, residuals, g):
-  slope, neg_slope = residuals
-  g = g[:, None, None] / temperature  # [p, 1, 1]
-  return -g * slope, g * neg_slope
-
-
-_softplus_sum.defvjp(_softplus_sum_fwd, _softplus_sum_bwd)
+  """Σ softplus((g_am - g_aq)/τ) per part: [p, na, K], [p, na, N] -> [p]."""
+  z = (gn[..., None, :] - gp[..., :, None]) / temperature  # [p, na, K, N]
+  return jnp.sum(jax.nn.softplus(z), axis=(1, 2, 3))
 
 
 def pair_softmax_from_batch(batch: _common.Batch, temperature: float

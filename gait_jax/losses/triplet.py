@@ -14,14 +14,18 @@ r_ij = (1 - cos(e_i, e_j))/2 + 0.01 and R the maximum of r over all pairs and
 (``'per_part'``). ``margin_mode='class_adaptive'`` replaces the fixed margin
 by Term 3's per-class margin (`uniformity.adaptive_margins`).
 
-Memory and cost. With ``samples_per_class=K`` (a P×K batch) the positives
-[p, n, K] and negatives [p, n, n-K] of each anchor are gathered with a stable
-argsort of the label-match matrix and the triplets form a [p, n, K, n-K]
-block that XLA reduces without storing it. A custom VJP also reduces, in the
-same pass, how many active triplets each (anchor, positive) and (anchor,
-negative) pair is in; the gradient of the loss is linear in those counts, so
-the backward pass costs O(p·n²) instead of another pass over the triplets.
-With ``samples_per_class=None`` any label layout is accepted: positives and
+Memory and cost. With ``samples_per_class=K`` (a P×K batch) the batch is
+sorted by label once (`_common.Batch`), so every anchor's K positives are
+one block of columns: they are gathered as [p, n, K], and the negatives are
+the whole row [p, n, n] with the positive columns set to +inf (inactive).
+The triplets form a [p, n, K, n] block that is reduced without being stored.
+A custom VJP reduces, in the same pass, how many active triplets each
+(anchor, positive) and each (anchor, negative) pair is in; the gradient is
+linear in those counts, so the backward pass is O(p·n²) and never revisits
+the triplets. (Masking the K positive columns instead of gathering the n-K
+negatives costs K/n more hinge work but avoids a per-anchor permutation of
+the [p, n, n] distances and its scatter, which dominate on CPU.) With
+``samples_per_class=None`` any label layout is accepted: positives and
 negatives are masked inside [p, chunk, n, n] blocks over row chunks of the
 anchors (`lax.map`), i.e. O(p·n³) compute and at most
 ``_common.MASKED_BLOCK_ELEMENTS`` elements per block.
@@ -77,7 +81,8 @@ def hinge_sum(ap: Array, an: Array, margin: Array) -> tuple[Array, Array]:
   Args:
     ap: [p, na, K] anchor-positive distances.
     an: [p, na, N] anchor-negative distances.
-    margin: [p, na] margin of each anchor.
+    margin: [p, na] margin of each anchor (treated as a constant: the VJP
+      gives it no cotangent).
 
   Returns:
     (sum [p], count [p]) over all na·K·N triplets; count is float32.
@@ -98,7 +103,8 @@ def _hinge_bwd(residuals, cotangents):
   g = cotangents[0][:, None, None]  # [p, 1, 1]; counts have no gradient
   pos_grad = g * pos_count.astype(jnp.float32)  # [p, na, K]
   neg_grad = -g * neg_count.astype(jnp.float32)  # [p, na, N]
-  return pos_grad, neg_grad, jnp.sum(pos_grad, axis=2)
+  # Margins never carry a gradient (fixed, or stop-gradient class margins).
+  return pos_grad, neg_grad, None
 
 
 hinge_sum.defvjp(_hinge_fwd, _hinge_bwd)
@@ -163,10 +169,6 @@ def triplet_from_batch(batch: _common.Batch, *, margin: float,
     margins = uniformity.adaptive_margins(batch, margin)  # [p, na]
   else:
     margins = jnp.full((parts, batch.n_loc), margin, jnp.float32)
-    if batch.axis_name is not None:
-      # Per-row margins are per-device values inside shard_map, as the
-      # custom VJP of `hinge_sum` returns a per-device margin cotangent.
-      margins = lax.pcast(margins, batch.axis_name, to='varying')
   match = batch.match  # [na, n]
 
   k = batch.samples_per_class

@@ -89,12 +89,15 @@ def masked_max(x: Array, mask: Optional[Array]) -> Array:
     mask: bool `[n, s]` or None (all frames real).
 
   Returns:
-    `[n, ...]`.
+    `[n, ...]`; zeros for a sequence without real frames.
   """
   if mask is None:
     return jnp.max(x, axis=1)
   neg = jnp.array(-jnp.inf, x.dtype)
-  return jnp.max(jnp.where(expand_mask(mask, x.ndim), x, neg), axis=1)
+  out = jnp.max(jnp.where(expand_mask(mask, x.ndim), x, neg), axis=1)
+  # A sequence without any real frame (batch padding) pools to zeros.
+  valid = expand_mask(jnp.any(mask, axis=1), out.ndim)
+  return jnp.where(valid, out, jnp.zeros((), x.dtype))
 
 
 def frame_wise(fn: Callable[[Array], Array], x: Array) -> Array:
