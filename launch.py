@@ -12,6 +12,13 @@ Modes:
   eval   evaluates the latest checkpoint of --workdir.
   compile  lowers and compiles the train step for the config and the visible
          devices and prints the memory it needs; reads no data.
+  convert  converts an OpenGait checkpoint (--checkpoint=file.pt) of
+         config.model into an orbax checkpoint in --workdir, which
+         --mode=eval then evaluates (and --mode=train fine-tunes).
+  parity  runs a PyTorch module (--torch_module=package.module:factory,
+         optionally loaded with --checkpoint) and its converted Flax twin on
+         the same deterministic input and prints the max abs/rel differences
+         of embeddings and logits.
 """
 
 from __future__ import annotations
@@ -25,13 +32,22 @@ from ml_collections import config_flags
 
 from gait_jax import parallel
 
-MODES = ('train', 'eval', 'compile')
+MODES = ('train', 'eval', 'compile', 'convert', 'parity')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (e.g. configs/synthetic_demo.py).',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory.')
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do.')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', None, 'convert/parity: an OpenGait .pt checkpoint.')
+_BNNECK_LAYOUT = flags.DEFINE_enum(
+    'bnneck_layout', 'channel_major', ('channel_major', 'part_major'),
+    'convert/parity: BNNeck layout of the checkpoint (part_major for '
+    'checkpoints written before mid-2022).')
+_TORCH_MODULE = flags.DEFINE_string(
+    'torch_module', None, 'parity: package.module:factory returning the '
+    'PyTorch model (called with no arguments).')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None, 'Multi-host: host:port of process 0.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
@@ -99,6 +115,9 @@ def main(argv):
         None if config.train.num_devices < 0 else config.train.num_devices)
     print(report.format(), flush=True)
     return
+  if _MODE.value == 'parity':
+    run_parity(config)
+    return
   prepare_dataset(config)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
@@ -113,6 +132,65 @@ def main(argv):
                int(state.step))
   elif _MODE.value == 'eval':
     run_eval(config, workdir)
+  elif _MODE.value == 'convert':
+    run_convert(config, workdir)
+
+
+def _model_kwargs(config) -> tuple[str, dict]:
+  kwargs = config.model.to_dict()
+  name = kwargs.pop('name')
+  if kwargs.get('num_classes', -1) == -1:
+    kwargs['num_classes'] = _num_classes(config)
+  return name, kwargs
+
+
+def run_convert(config, workdir: str) -> None:
+  """OpenGait checkpoint → orbax checkpoint of config.model in workdir."""
+  from gait_jax import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from gait_jax import torch_compat  # pylint: disable=g-import-not-at-top
+  from gait_jax import train  # pylint: disable=g-import-not-at-top
+  if not _CHECKPOINT.value:
+    raise app.UsageError('--mode=convert needs --checkpoint=file.pt')
+  name, kwargs = _model_kwargs(config)
+  variables = torch_compat.load_opengait_checkpoint(
+      _CHECKPOINT.value, name, kwargs, bnneck_layout=_BNNECK_LAYOUT.value)
+  state = train.state_from_variables(config, kwargs['num_classes'], variables)
+  checkpointer = ckpt_lib.Checkpointer(workdir, async_save=False)
+  if checkpointer.latest_step() is not None:
+    raise FileExistsError(f'{checkpointer.directory} already holds '
+                          'checkpoints; convert into a new --workdir.')
+  meta = ckpt_lib.checkpoint_meta(config)
+  meta['model']['num_classes'] = kwargs['num_classes']
+  meta['converted_from'] = os.path.abspath(_CHECKPOINT.value)
+  checkpointer.save(0, state, meta, force=True)
+  checkpointer.close()
+  print(f'Converted {_CHECKPOINT.value} ({name}) to '
+        f'{checkpointer.directory}/0', flush=True)
+
+
+def run_parity(config) -> None:
+  """Prints the PyTorch-vs-Flax parity report of --torch_module."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from gait_jax import torch_compat  # pylint: disable=g-import-not-at-top
+  if not _TORCH_MODULE.value or ':' not in _TORCH_MODULE.value:
+    raise app.UsageError('--mode=parity needs --torch_module='
+                         'package.module:factory')
+  module_name, factory = _TORCH_MODULE.value.split(':', 1)
+  module = getattr(importlib.import_module(module_name), factory)()
+  if _CHECKPOINT.value:
+    import torch  # pylint: disable=g-import-not-at-top
+    state = torch.load(_CHECKPOINT.value, map_location='cpu',
+                       weights_only=False)
+    module.load_state_dict(state.get('model', state))
+  kwargs = config.model.to_dict()
+  name = kwargs.pop('name')
+  if kwargs.get('num_classes', -1) == -1:
+    kwargs.pop('num_classes')
+  for train_mode in (False, True):
+    report = torch_compat.parity_report(
+        module, name, kwargs, frames=config.data.num_frames,
+        train=train_mode, bnneck_layout=_BNNECK_LAYOUT.value)
+    print(torch_compat.format_parity_report(report), flush=True)
 
 
 def _classes_without_data(config) -> int:

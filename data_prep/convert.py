@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import multiprocessing
 import os
 import pickle
@@ -68,7 +67,10 @@ def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef) -> str:
 
 
 def _load_pkl(path: str, size: int) -> pretreatment.Pretreated:
-  """Reads an OpenGait pickle of uint8 [T, size, size] frames."""
+  """Reads an OpenGait pickle of uint8 [T, size, size] frames.
+
+  Unpickling can run code: convert only pkl trees from a trusted source.
+  """
   name = os.path.basename(path)
   try:
     with open(path, 'rb') as f:

@@ -54,6 +54,12 @@ def compute_dtype(config) -> Any:
   return DTYPES[name]
 
 
+def num_classes(config, classes) -> int:
+  """``config.model.num_classes``, or the training-subject count if -1."""
+  return config.model.num_classes if config.model.num_classes > 0 else len(
+      classes)
+
+
 def build_model(config, num_classes: int, axis_name: str | None):
   """The model named by ``config.model`` (num_classes=-1 → from the data)."""
   kwargs = dict(config.model)
@@ -78,6 +84,26 @@ def init_state(model, tx, config, mesh) -> TrainState:
 
   rng = jax.random.key(config.seed)
   return jax.jit(init, out_shardings=parallel.replicated(mesh))(rng)
+
+
+def state_from_variables(config, num_classes: int, variables) -> TrainState:
+  """A train state (fresh optimizer) holding given model ``variables``."""
+  mesh = parallel.make_mesh(None if config.train.num_devices < 0 else
+                            config.train.num_devices)
+  model = build_model(config, num_classes, axis_name=None)
+  schedule = optim.make_schedule(config.optim, config.schedule,
+                                 config.train.num_steps)
+  tx = optim.make_optimizer(config.optim, schedule)
+  state = init_state(model, tx, config, mesh)
+  params = jax.tree.map(jnp.asarray, variables['params'])
+  stats = jax.tree.map(jnp.asarray, variables.get('batch_stats', {}))
+  want = jax.tree.structure((state.params, state.batch_stats))
+  if jax.tree.structure((params, stats)) != want:
+    raise ValueError('The converted variables do not match the structure of '
+                     f'model {config.model.name!r} built from the config.')
+  state = state.replace(params=params, batch_stats=stats,
+                        opt_state=tx.init(params))
+  return jax.device_put(state, parallel.replicated(mesh))
 
 
 def make_step_fn(model, tx, schedule, loss_config, samples_per_class: int,
@@ -207,9 +233,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   checkpointer = ckpt_lib.Checkpointer(workdir,
                                        max_to_keep=config.train.keep_ckpts)
   meta = ckpt_lib.checkpoint_meta(config)
-  meta['model']['num_classes'] = len(classes)
-  start = checkpointer.latest_step() or 0
-  if start:
+  meta['model']['num_classes'] = num_classes(config, classes)
+  start = checkpointer.latest_step()
+  if start is None:
+    start = 0
+  else:  # Resume (or fine-tune a converted checkpoint, saved as step 0).
     checkpointer.check_compatible(meta, start)
     state = checkpointer.restore(state, start)
     logging.info('Resumed from step %d of %s.', start, checkpointer.directory)
@@ -295,7 +323,7 @@ def latest_variables(config, workdir: str):
   if step is None:
     raise FileNotFoundError(f'No checkpoint in {checkpointer.directory}.')
   meta = ckpt_lib.checkpoint_meta(config)
-  meta['model']['num_classes'] = len(classes)
+  meta['model']['num_classes'] = num_classes(config, classes)
   checkpointer.check_compatible(meta, step)
   mesh = parallel.make_mesh(None if config.train.num_devices < 0 else
                             config.train.num_devices)

@@ -120,7 +120,7 @@ def test_bad_argument_names_the_valid_tokens(name):
 def test_values_match_the_reference(name):
   ((opt, lr, momentum), wd, milestones, steps, pk, (sampler, skip), shuffle,
    ce, (eval_batch, frame_limit), _) = REFERENCE[name]
-  module, c = load(name)
+  _, c = load(name)
   assert c.model.name == name.split('_')[0]
   assert c.model.variant == ('oumvlp' if 'oumvlp' in name else 'casia_b')
   assert c.model.num_classes == -1

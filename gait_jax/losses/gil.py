@@ -5,7 +5,9 @@
 with L_tri the (pair-weighted) triplet loss, L_unif the uniformity of the
 class centres, L_s the pair-softmax and L_ce the BNNeck cross-entropy. The
 weights and options live in ``config.loss`` (`get_loss_config`); a term whose
-weight is 0 is not computed.
+weight is 0 is not computed (only the uniformity of the batch is always
+reported, as a cheap no-gradient diagnostic, so that runs of every preset
+can be compared on it).
 
 Presets:
   * ``triplet``: OpenGait's baseline TripletLoss (no pair weights, margin 0.2).

@@ -79,8 +79,8 @@ def hinge_sum(ap: Array, an: Array, margin: Array) -> tuple[Array, Array]:
   """Sum and count of the active triplets max(ap - an + margin, 0) per part.
 
   Args:
-    ap: [p, na, K] anchor-positive distances.
-    an: [p, na, N] anchor-negative distances.
+    ap: [p, na, K] anchor-positive distances (-inf: not a positive).
+    an: [p, na, N] anchor-negative distances (+inf: not a negative).
     margin: [p, na] margin of each anchor (treated as a constant: the VJP
       gives it no cotangent).
 

@@ -137,8 +137,10 @@ def uniformity_loss(embeddings: Any, labels: Any, *, t: float = 2.0,
     t: temperature of the Gaussian potential exp(-t ||x - y||²).
     over: 'centers' (class centres, Term 2) or 'samples' (every inter-class
       pair of normalised samples).
-    samples_per_class: static K of a P×K batch; only sizes the centre table
-      (n/K instead of n segments). Labels must then hold exactly n/K classes.
+    samples_per_class: static K of a P×K batch: the centres are then block
+      means of the label-sorted batch (labels that break the structure give
+      a NaN loss). None accepts any labels (a segment sum over up to n
+      classes).
     axis_name: mesh axis when called inside `jax.shard_map`; the result is
       then the loss of the global batch.
 
