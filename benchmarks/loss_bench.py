@@ -6,8 +6,9 @@ of a P×K batch. The JAX side is `gait_jax.losses.compute_loss`, jitted with
 its gradient. The PyTorch side is written the way the reference code (the
 GIL authors' fork of OpenGait) computes the triplet term: distances by the
 expanded formula, the weight matrix, every triplet as index lists from
-``torch.where``, autograd for the backward pass; the uniformity term is a
-vectorised PyTorch version of the same formula.
+``torch.where``, autograd for the backward pass. A second PyTorch variant
+builds the triplets from OpenGait's boolean-mask views instead. The
+uniformity term is a vectorised PyTorch version of the same formula.
 
 Both run on the CPU in this process, one after the other, with the same
 number of threads. Times are wall-clock medians over ``--repeats`` runs of

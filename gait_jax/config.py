@@ -30,8 +30,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.source = 'tfds'  # 'tfds': an existing dataset; 'synthetic': built.
   c.data.dataset_dir = ''  # TFDS dataset dir: <data_dir>/<name>/<version>.
   c.data.data_dir = 'data'  # Where the synthetic dataset is built.
+  # Passed to data_prep.synthetic.dataset.SyntheticConfig.
   c.data.synthetic = ml_collections.ConfigDict({
-      'num_subjects': 40, 'num_train_subjects': 24, 'seed': 0})
+      'num_subjects': 40, 'num_train_subjects': 24, 'seed': 0,
+      'views': ('000', '018', '036', '054', '072', '090', '108', '126', '144',
+                '162', '180'),
+      'types': ('nm-01', 'nm-02', 'nm-03', 'nm-04', 'nm-05', 'nm-06', 'bg-01',
+                'bg-02', 'cl-01', 'cl-02'),
+      'min_frames': 20, 'max_frames': 40})
   c.data.p = 8  # Identities per global batch.
   c.data.k = 16  # Sequences per identity.
   c.data.batch_shuffle = False

@@ -175,7 +175,7 @@ def test_metrics_and_skipped_terms():
 
 
 def test_zero_gradient_at_coincident_embeddings():
-  """Duplicated and all-zero embeddings give finite (zero-distance) grads."""
+  """Distances clamped at 0 have a zero (not NaN) gradient."""
   emb = np.zeros((4, 1, 3), np.float32)
   emb[2:] = 1.0
   labels = np.array([0, 0, 1, 1])
@@ -183,3 +183,11 @@ def test_zero_gradient_at_coincident_embeddings():
   grad = jax.jit(jax.grad(lambda e: losses.compute_loss(
       {'embeddings': e}, labels, cfg, samples_per_class=2)[0]))(emb)
   assert np.all(np.isfinite(grad))
+  # All samples equal: every distance is 0, so every triplet term is the
+  # margin whatever the pair weights, and no gradient flows through them.
+  same = np.ones((4, 2, 3), np.float32)
+  for k in (2, None):
+    loss, grad = jax.jit(jax.value_and_grad(lambda e, k=k: losses.triplet_loss(
+        e, labels, pair_weight=True, samples_per_class=k)[0]))(same)
+    np.testing.assert_allclose(loss, 0.2, rtol=1e-6)
+    np.testing.assert_array_equal(grad, 0.0)

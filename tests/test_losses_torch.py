@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from gait_jax import losses
 
-torch.set_num_threads(1)
 RTOL = 1e-5
 
 
@@ -163,18 +162,24 @@ def test_triplet_matches_torch(shape, weighted):
     assert_grads_close(grad[:, flipped], ref_grad[:, flipped], rtol=1e-2)
 
 
-def test_triplet_masked_path_and_duplicates_match_torch():
-  """Unequal class sizes and a duplicated sequence, samples_per_class=None.
+@pytest.mark.parametrize('labels,k', [
+    ([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 0, 1], None),  # Unequal classes.
+    ([2, 0, 1, 0, 2, 1, 1, 2, 2, 0, 0, 1], 4),  # P×K = 3×4, shuffled.
+])
+def test_triplet_duplicates_match_torch(labels, k):
+  """A duplicated sequence counts as a distinct sample, on both paths.
 
   Integer-valued embeddings make every squared distance exact in float32,
   so the duplicate pair has distance exactly 0 on both sides.
   """
   rng = np.random.default_rng(3)
-  labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 0, 1])
+  labels = np.array(labels)
   emb = rng.integers(-3, 4, size=(12, 5, 6)).astype(np.float32)
   emb[10] = emb[1]  # The same sequence twice, same identity.
+  assert labels[10] == labels[1]
   for weighted in (False, True):
-    fn = lambda e, w=weighted: losses.triplet_loss(e, labels, pair_weight=w)
+    fn = lambda e, w=weighted: losses.triplet_loss(
+        e, labels, pair_weight=w, samples_per_class=k)
     value, aux, grad = jax_value_and_grad(fn, emb)
     ref_value, (ref_parts, ref_num), ref_grad = torch_value_and_grad(
         lambda e, w=weighted: torch_triplet_loss(e, labels, weighted=w), emb)
@@ -288,8 +293,8 @@ def np_adaptive_margin_triplet(emb, labels, m0):
                                       ('samples', None, 2.0)])
 def test_uniformity_matches_numpy(over, k, t):
   emb, labels = pk_batch(5, 4, 2, 8, seed=13)
-  loss, aux = losses.uniformity_loss(emb, labels, t=t, over=over,
-                                     samples_per_class=k)
+  loss, aux = jax.jit(lambda e: losses.uniformity_loss(
+      e, labels, t=t, over=over, samples_per_class=k))(emb)
   np.testing.assert_allclose(loss, np_uniformity(emb, labels, t, over),
                              rtol=RTOL)
   assert aux['per_part'].shape == (2,)
@@ -298,9 +303,9 @@ def test_uniformity_matches_numpy(over, k, t):
 @pytest.mark.parametrize('k', [4, None])
 def test_class_adaptive_margin_matches_numpy(k):
   emb, labels = pk_batch(5, 4, 2, 8, seed=17)
-  loss, aux = losses.triplet_loss(emb, labels, margin=0.2,
-                                  margin_mode='class_adaptive',
-                                  samples_per_class=k)
+  loss, aux = jax.jit(lambda e: losses.triplet_loss(
+      e, labels, margin=0.2, margin_mode='class_adaptive',
+      samples_per_class=k))(emb)
   ref_loss, ref_margin = np_adaptive_margin_triplet(emb, labels, 0.2)
   np.testing.assert_allclose(loss, ref_loss, rtol=RTOL)
   # Without pair weights the effective margin is the class margin itself.
