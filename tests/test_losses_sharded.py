@@ -2,10 +2,11 @@
 
 Each loss runs inside ``jax.jit(jax.shard_map(..., in_specs=P('data'),
 out_specs=P()))`` on 4 simulated CPU devices, each holding a quarter of the
-batch; ``jax.grad`` is taken outside. The reference is the same loss on one
-device over the whole batch. Labels are shuffled so that classes straddle
-devices, and every redundant computation on all-gathered data would show up
-as a gradient 4 times too large.
+batch, with ``jax.grad`` taken outside; the last test takes it inside the
+per-device function, as the train step does. The reference is the same loss
+on one device over the whole batch. Labels are shuffled so that classes
+straddle devices; a term computed redundantly on every device from the
+all-gathered batch would have its gradient counted once per device.
 """
 
 import jax
