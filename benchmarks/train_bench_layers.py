@@ -6,7 +6,9 @@ shapes it has in that benchmark, alone: forward, and forward plus the
 gradients of its input and kernel (the first layer's input needs none), in a
 jitted JAX function (`jax.lax.conv_general_dilated`, channels-last as Flax
 lays them out) and in PyTorch (``F.conv2d``/``F.conv3d``, channels-first as
-OpenGait lays them out), interleaved, median of ``--repeats``.
+OpenGait lays them out), interleaved, median of ``--repeats``. A 3-D
+convolution is also timed in an equivalent 2-D form (`conv3d_as_2d`: the
+temporal taps stacked along the channels, one 2-D convolution).
 
 Shapes follow ``train_bench.py --size=cpu`` (P×K 4×4 = 16 sequences of 12
 frames); ``--channels`` changes the model's channels (default: those of that
@@ -143,6 +145,51 @@ def jax_fns(conv: Conv):
   return jax.jit(fwd), bwd, (x, w)
 
 
+def conv3d_as_2d(x, w, stride, padding):
+  """A 3-D convolution computed as one 2-D convolution over stacked taps.
+
+  The ``kd`` temporal taps of every output frame are stacked along the
+  channels, ``[N, D', H, W, kd·C]``, and convolved with the kernel reshaped to
+  ``[kh, kw, kd·C, O]``: the same result as the 3-D convolution (zero
+  temporal padding included), through the CPU backend's 2-D path.
+
+  Args:
+    x: ``[N, D, H, W, C]``.
+    w: ``[kd, kh, kw, C, O]``.
+    stride: 3 strides.
+    padding: 3 symmetric paddings.
+
+  Returns:
+    ``[N, D', H', W', O]``.
+  """
+  n, d, _, _, c = x.shape
+  kd, kh, kw, _, o = w.shape
+  sd, pd = stride[0], padding[0]
+  xp = jnp.pad(x, ((0, 0), (pd, pd), (0, 0), (0, 0), (0, 0)))
+  d_out = (d + 2 * pd - kd) // sd + 1
+  taps = [xp[:, i:i + sd * (d_out - 1) + 1:sd] for i in range(kd)]
+  z = jnp.concatenate(taps, axis=-1)  # [N, D', H, W, kd·C]
+  z = z.reshape((n * d_out,) + z.shape[2:])
+  w2 = jnp.transpose(w, (1, 2, 0, 3, 4)).reshape(kh, kw, kd * c, o)
+  y = jax.lax.conv_general_dilated(
+      z, w2, stride[1:], [(p, p) for p in padding[1:]],
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return y.reshape((n, d_out) + y.shape[1:])
+
+
+def jax_2d_fns(conv: Conv):
+  """`jax_fns` for a 3-D convolution computed by `conv3d_as_2d`."""
+  fwd3, _, (x, w) = jax_fns(conv)
+  fwd = lambda x, w: conv3d_as_2d(x, w, conv.stride, conv.padding)
+  np.testing.assert_allclose(np.asarray(jax.jit(fwd)(x, w)),
+                             np.asarray(fwd3(x, w)), rtol=1e-3, atol=1e-3)
+  g = jnp.ones(jax.eval_shape(fwd, x, w).shape, jnp.float32)
+  argnums = (0, 1) if conv.input_grad else (1,)
+  bwd = jax.jit(jax.grad(lambda x, w: jnp.vdot(fwd(x, w), g),
+                         argnums=argnums))
+  return jax.jit(fwd), bwd
+
+
 def torch_fns(conv: Conv):
   """Forward and forward+backward of one convolution in PyTorch."""
   nd = len(conv.kernel)
@@ -180,6 +227,18 @@ def time_pair(fns, repeats: int) -> list[float]:
   return [statistics.median(t) for t in times]
 
 
+def _blocking(fn, *args):
+  return lambda: jax.block_until_ready(fn(*args))
+
+
+def _row(name: str, gflop: str, ms: np.ndarray) -> str:
+  row = (f'{name:22s} {gflop:>6s} {ms[0]:8.1f} {ms[1]:9.1f} {ms[2]:8.1f} '
+         f'{ms[3]:9.1f} {ms[3] / ms[2]:8.2f}×')
+  if len(ms) > 4:
+    row += f' {ms[4]:11.1f} {ms[5]:11.1f} {ms[3] / ms[5]:8.2f}×'
+  return row
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--model', default='gaitgl', choices=sorted(LAYERS))
@@ -198,21 +257,23 @@ def main():
         f'{os.getloadavg()[0]:.1f}')
   print(f'{args.model}, channels {channels}, {args.sequences} sequences × '
         f'{args.frames} frames; milliseconds, median of {args.repeats}')
-  print(f'{"layer":22s} {"GFLOP":>6s} {"XLA fwd":>8s} {"torch fwd":>9s} '
-        f'{"XLA f+b":>8s} {"torch f+b":>9s} {"torch/XLA f+b":>13s}')
-  totals = np.zeros(4)
+  three_d = len(convs[0].kernel) == 3
+  head = (f'{"layer":22s} {"GFLOP":>6s} {"XLA fwd":>8s} {"torch fwd":>9s} '
+          f'{"XLA f+b":>8s} {"torch f+b":>9s} {"torch/XLA":>9s}')
+  if three_d:
+    head += f' {"XLA 2-D fwd":>11s} {"XLA 2-D f+b":>11s} {"torch/2-D":>9s}'
+  print(head)
+  totals = np.zeros(6 if three_d else 4)
   for conv in convs:
     jf, jb, (x, w) = jax_fns(conv)
     tf, tb = torch_fns(conv)
-    ms = 1e3 * np.array(time_pair(
-        [lambda: jax.block_until_ready(jf(x, w)), tf,
-         lambda: jax.block_until_ready(jb(x, w)), tb], args.repeats))
+    fns = [_blocking(jf, x, w), tf, _blocking(jb, x, w), tb]
+    if three_d:
+      fns += [_blocking(fn, x, w) for fn in jax_2d_fns(conv)]
+    ms = 1e3 * np.array(time_pair(fns, args.repeats))
     totals += ms
-    print(f'{conv.name:22s} {conv.flops / 1e9:6.1f} {ms[0]:8.1f} '
-          f'{ms[1]:9.1f} {ms[2]:8.1f} {ms[3]:9.1f} {ms[3] / ms[2]:12.2f}×',
-          flush=True)
-  print(f'{"total":22s} {"":6s} {totals[0]:8.1f} {totals[1]:9.1f} '
-        f'{totals[2]:8.1f} {totals[3]:9.1f} {totals[3] / totals[2]:12.2f}×')
+    print(_row(conv.name, f'{conv.flops / 1e9:6.1f}', ms), flush=True)
+  print(_row('total', '', totals))
   print(f'load after: {os.getloadavg()[0]:.1f}')
 
 

@@ -40,9 +40,15 @@ import launch
 
 _MODELS = flags.DEFINE_list('models', ['gaitset', 'gaitgl'], 'Models.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per setting.')
-_STEPS = flags.DEFINE_integer('steps', 300, 'Training steps per run.')
+_STEPS = flags.DEFINE_integer('steps', 150, 'Training steps per run.')
 _LAMBDAS = flags.DEFINE_list('lambdas', ['0.03', '0.1', '0.3'],
                              'λ_unif values of the gil preset.')
+_VIEWS = flags.DEFINE_list(
+    'views', ['000', '036', '072', '108', '144', '180'],
+    'Views of the ablation\'s synthetic dataset (fewer than the demo\'s 11 '
+    'keep each run short).')
+_DATA_DIR = flags.DEFINE_string('data_dir', 'data/ablation',
+                                'Where the ablation dataset is built.')
 _ROOT = flags.DEFINE_string('root', 'workdirs/ablation', 'Run directories.')
 _OUT = flags.DEFINE_string('out', 'docs/ablation.md', 'Markdown output.')
 
@@ -65,6 +71,8 @@ def run_config(model: str, preset: str, overrides: dict, seed: int):
   config.model.name = model
   config.loss = losses.get_loss_config(preset, **overrides)
   config.seed = seed
+  config.data.data_dir = _DATA_DIR.value
+  config.data.synthetic.views = tuple(_VIEWS.value)
   config.train.num_steps = _STEPS.value
   config.schedule.milestones = (int(_STEPS.value * 0.8),)
   config.eval.plots = False
@@ -103,7 +111,8 @@ def write_markdown(results: dict, path: str) -> None:
       '',
       'Produced by `python scripts/ablation.py '
       f'--models={",".join(_MODELS.value)} --seeds={",".join(_SEEDS.value)} '
-      f'--steps={_STEPS.value} --lambdas={",".join(_LAMBDAS.value)}` '
+      f'--steps={_STEPS.value} --lambdas={",".join(_LAMBDAS.value)} '
+      f'--views={",".join(_VIEWS.value)}` '
       '(configs/synthetic_demo.py with the model and loss replaced; tiny '
       'variants, CASIA-B protocol, rank-1 % excluding identical views, '
       f'mean ± std over {len(_SEEDS.value)} seeds; chance level 6.25 %).',
