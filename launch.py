@@ -27,7 +27,6 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from gait_jax import parallel
@@ -212,5 +211,4 @@ def _num_classes(config) -> int:
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
-  app.run(main)
+  app.run(main)  # Library logs at WARNING; pass --verbosity=0 for INFO.

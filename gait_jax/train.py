@@ -224,10 +224,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   tx = optim.make_optimizer(config.optim, schedule)
   state = init_state(model, tx, config, mesh)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  logging.info('Model %s: %d parameters, %d classes, %d devices; '
-               'process %d of %d.', config.model.name, num_params,
-               len(classes), mesh.size, jax.process_index(),
-               jax.process_count())
+  _say(f'Model {config.model.name}/{config.model.get("variant", "")}: '
+       f'{num_params:,} parameters, {len(classes)} classes, {mesh.size} '
+       f'devices, P×K={config.data.p}×{config.data.k}; process '
+       f'{jax.process_index()} of {jax.process_count()}.', every_process=True)
 
   # --- Checkpoints: resume from the workdir if it holds one.
   checkpointer = ckpt_lib.Checkpointer(workdir,
@@ -240,7 +240,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   else:  # Resume (or fine-tune a converted checkpoint, saved as step 0).
     checkpointer.check_compatible(meta, start)
     state = checkpointer.restore(state, start)
-    logging.info('Resumed from step %d of %s.', start, checkpointer.directory)
+    _say(f'Resumed from step {start} of {checkpointer.directory}.')
 
   # --- The sharded step.
   step_fn = make_step_fn(model, tx, schedule, config.loss, config.data.k,
@@ -290,16 +290,27 @@ def _loop(config, state, p_step, batches, mesh, start, total, writer,
         timer = (now, done)
         writer.write_scalars(done, scalars)
         bar.set_postfix(loss=f'{scalars["loss/total"]:.4f}')
-        logging.info('step %d: %s', done, format_scalars(scalars))
+        _say(f'step {done}: {format_scalars(scalars)}', bar)
       if done % ckpt_every == 0 or done == total or sigterm.raised:
         _check_finite(*pending, checkpointer)
         checkpointer.save(done, state, meta, force=True)
       if sigterm.raised:
         logging.warning('SIGTERM: saved step %d to %s; exiting.', done,
                         checkpointer.directory)
+        _say(f'SIGTERM: saved step {done}; exiting.', bar)
         break
   bar.close()
   return state
+
+
+def _say(message: str, bar=None, every_process: bool = False) -> None:
+  """Prints a progress line (process 0 only unless ``every_process``)."""
+  logging.info(message)
+  if every_process or jax.process_index() == 0:
+    if bar is not None:
+      bar.write(message)
+    else:
+      print(message, flush=True)
 
 
 def _check_finite(step: int, metrics, checkpointer) -> None:

@@ -69,7 +69,7 @@ def test_two_processes_equal_one(tiny_dataset, tmp_path):
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
-  assert 'process 0 of 2' in outs[0][1] and 'process 1 of 2' in outs[1][1]
+  assert 'process 0 of 2' in outs[0][0] and 'process 1 of 2' in outs[1][0]
 
   # The same losses at every step (process 0 writes the metrics).
   losses = [[json.loads(line)['loss/total']
