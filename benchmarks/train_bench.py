@@ -65,6 +65,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from typing import Any
 
 # Both frameworks share an accelerator: JAX must not take most of its memory.
@@ -81,7 +82,7 @@ from gait_jax import parallel
 from gait_jax import train
 
 sys.path.append(os.path.join(common.REPO, 'tests'))
-import torch_mirrors  # pylint: disable=g-import-not-at-top,wrong-import-position
+import torch_mirrors  # pylint: disable=g-bad-import-order,wrong-import-position
 
 MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase')
 DOCS = os.path.join(common.REPO, 'docs', 'benchmarks.md')
@@ -122,8 +123,9 @@ SIZES = {
               'CASIA-B sizes; Baseline and GaitBase with half of their '
               'CASIA-B channels (Baseline 32-64-128, GaitBase '
               '32-64-128-256).')),
-    'casia_b': Size(p=None, k=None, frames=30,
-                    note='CASIA-B recipes: P×K 8×16 (GaitGL 8×8), 30 frames.'),
+    'casia_b': Size(
+        p=None, k=None, frames=30,
+        note='CASIA-B recipes: P×K 8×16 (GaitGL 8×8), 30 frames.'),
 }
 
 # Dense peak TFLOP/s per device (vendor datasheets): (bfloat16, float32).
@@ -331,13 +333,52 @@ def torch_model(name: str, model) -> torch.nn.Module:
   raise ValueError(name)
 
 
+def _separate_fcs_forward(self, x: torch.Tensor) -> torch.Tensor:
+  """OpenGait's SeparateFCs: [n, c, p] → [p, n, c], contiguous, @ fc_bin."""
+  out = x.permute(2, 0, 1).contiguous().matmul(self.fc_bin)
+  return out.permute(1, 2, 0).contiguous()
+
+
+def _separate_bnnecks_forward(self, x: torch.Tensor):
+  """OpenGait's SeparateBNNecks, with its contiguous part-major features."""
+  n, c, p = x.shape
+  x = self.bn1d(x.reshape(n, c * p)).reshape(n, c, p)
+  feat = F.normalize(x.permute(2, 0, 1).contiguous(), dim=-1)  # [p, n, c]
+  logits = feat.matmul(F.normalize(self.fc_bin, dim=1))  # [p, n, classes]
+  return (feat.permute(1, 2, 0).contiguous(),
+          logits.permute(1, 2, 0).contiguous())
+
+
+def contiguous_heads(model: torch.nn.Module) -> torch.nn.Module:
+  """Gives the mirror's part heads OpenGait's memory layout.
+
+  OpenGait's SeparateFCs and SeparateBNNecks call ``.contiguous()`` on the
+  permuted ``[p, n, c]`` features before the batched matmul; without it
+  PyTorch's CPU matmul takes a strided path that is orders of magnitude
+  slower. Values are unchanged.
+
+  Args:
+    model: a mirror module (changed in place).
+
+  Returns:
+    ``model``.
+  """
+  for m in model.modules():
+    if isinstance(m, torch_mirrors.SeparateFCs):
+      m.forward = types.MethodType(_separate_fcs_forward, m)
+    elif isinstance(m, torch_mirrors.SeparateBNNecks):
+      m.forward = types.MethodType(_separate_bnnecks_forward, m)
+  return model
+
+
 class TorchStep:
   """OpenGait's train step on the PyTorch mirror of a model."""
 
   def __init__(self, name: str, jax_model, config, host_batch, device: str,
                autocast_dtype: torch.dtype | None):
     self.device = device
-    self.model = torch_model(name, jax_model).to(device).train()
+    self.model = contiguous_heads(torch_model(name, jax_model))
+    self.model = self.model.to(device).train()
     params = [q for q in self.model.parameters() if q.requires_grad]
     o = config.optim
     if o.name == 'sgd':

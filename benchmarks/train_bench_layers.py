@@ -1,14 +1,20 @@
-r"""Per-convolution forward and backward time, XLA vs PyTorch, on the CPU.
+r"""Per-convolution time, XLA vs PyTorch, on the CPU.
 
 A companion of ``train_bench.py``: where the JAX train step of a model is
 slower than the PyTorch one, this times every convolution of the model at the
-shapes it has in that benchmark, alone: forward, and forward plus the
-gradients of its input and kernel (the first layer's input needs none), in a
-jitted JAX function (`jax.lax.conv_general_dilated`, channels-last as Flax
-lays them out) and in PyTorch (``F.conv2d``/``F.conv3d``, channels-first as
-OpenGait lays them out), interleaved, median of ``--repeats``. A 3-D
-convolution is also timed in an equivalent 2-D form (`conv3d_as_2d`: the
-temporal taps stacked along the channels, one 2-D convolution).
+shapes it has in that benchmark, alone, in a jitted JAX function
+(`jax.lax.conv_general_dilated`, channels-last as Flax lays them out) and in
+PyTorch (``F.conv2d``/``F.conv3d``, channels-first as OpenGait lays them
+out), interleaved, median of ``--repeats``:
+
+* ``fwd``: the forward convolution;
+* ``dW``: the kernel gradient alone (XLA: the transpose rule, a convolution
+  that contracts over the batch; PyTorch: ``backward`` with an input that
+  needs no gradient);
+* ``dW mm`` (XLA only): the same kernel gradient as one matrix product per
+  kernel tap (`kernel_grad_by_taps`), the form a custom VJP could use;
+* ``f+b``: forward and the gradients of input and kernel (the first layer's
+  input needs none), as in a train step.
 
 Shapes follow ``train_bench.py --size=cpu`` (P×K 4×4 = 16 sequences of 12
 frames); ``--channels`` changes the model's channels (default: those of that
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import statistics
 import time
@@ -41,6 +48,8 @@ DEFAULT_CHANNELS = {
     'baseline': (32, 64, 128),
     'gaitset': (32, 64, 128),
 }
+COLUMNS = ('XLA fwd', 'torch fwd', 'XLA dW', 'XLA dW mm', 'torch dW',
+           'XLA f+b', 'torch f+b')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +64,17 @@ class Conv:
   input_grad: bool = True
 
   @property
+  def out_spatial(self) -> tuple[int, ...]:
+    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in
+                 zip(self.shape[1:-1], self.kernel, self.stride,
+                     self.padding))
+
+  @property
   def flops(self) -> float:
     """Forward multiply-adds × 2."""
-    out = [(s + 2 * p - k) // st + 1 for s, k, st, p in
-           zip(self.shape[1:-1], self.kernel, self.stride, self.padding)]
-    return (2.0 * self.shape[0] * np.prod(out) * self.features
+    return (2.0 * self.shape[0] * np.prod(self.out_spatial) * self.features
             * self.shape[-1] * np.prod(self.kernel))
+
 
 
 def gaitgl_convs(n: int, s: int, c: tuple[int, ...]) -> list[Conv]:
@@ -121,101 +135,92 @@ LAYERS = {'gaitgl': gaitgl_convs, 'gaitbase': gaitbase_convs,
           'baseline': plain_convs, 'gaitset': plain_convs}
 
 
-def jax_fns(conv: Conv):
-  """Jitted forward and forward+backward of one convolution, and inputs."""
-  nd = len(conv.kernel)
-  spatial = 'DHW'[-nd:]
-  dims = ('N' + spatial + 'C', spatial + 'IO', 'N' + spatial + 'C')
-  rng = np.random.default_rng(0)
+# ----------------------------------------------------------------------------
+# The two sides.
+
+
+def conv_nd(x, w, conv: Conv):
+  """The convolution in JAX, channels-last."""
+  spatial = 'DHW'[-len(conv.kernel):]
+  return jax.lax.conv_general_dilated(
+      x, w, conv.stride, [(p, p) for p in conv.padding],
+      dimension_numbers=('N' + spatial + 'C', spatial + 'IO',
+                         'N' + spatial + 'C'))
+
+
+def kernel_grad_by_taps(x, dy, conv: Conv):
+  """The kernel gradient as one matrix product per kernel tap.
+
+  For tap ``o`` the input window it sees, ``[M, C]`` over all output
+  positions M, is multiplied by the output gradient ``[M, O]``:
+  ``dW[o] = x_o^T dy``.
+
+  Args:
+    x: the input, channels-last.
+    dy: the output gradient, channels-last.
+    conv: the geometry.
+
+  Returns:
+    ``dW`` shaped like the kernel (``[*kernel, C, O]``).
+  """
+  c, o = x.shape[-1], dy.shape[-1]
+  xp = jnp.pad(x, [(0, 0)] + [(p, p) for p in conv.padding] + [(0, 0)])
+  rows = dy.reshape(-1, o)
+  taps = []
+  for offset in itertools.product(*[range(k) for k in conv.kernel]):
+    window = tuple(slice(a, a + s * (n - 1) + 1, s) for a, s, n in
+                   zip(offset, conv.stride, conv.out_spatial))
+    patch = xp[(slice(None),) + window].reshape(-1, c)
+    taps.append(jax.lax.dot_general(patch, rows, (((0,), (0,)), ((), ()))))
+  return jnp.stack(taps).reshape(tuple(conv.kernel) + (c, o))
+
+
+def jax_fns(conv: Conv, rng: np.random.Generator):
+  """Zero-argument, blocking JAX functions: fwd, dW, dW mm, f+b."""
   x = jnp.asarray(rng.normal(size=conv.shape), jnp.float32)
   w = jnp.asarray(rng.normal(size=conv.kernel + (conv.shape[-1],
                                                  conv.features)) * 0.05,
                   jnp.float32)
-
-  def fwd(x, w):
-    return jax.lax.conv_general_dilated(
-        x, w, conv.stride, [(p, p) for p in conv.padding],
-        dimension_numbers=dims)
-
-  y = jax.eval_shape(fwd, x, w)
-  g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=(conv.shape[0],) + conv.out_spatial
+                              + (conv.features,)), jnp.float32)
+  fwd = jax.jit(lambda x, w: conv_nd(x, w, conv))
+  dw = jax.jit(jax.grad(lambda w, x: jnp.vdot(conv_nd(x, w, conv), dy)))
+  dw_mm = jax.jit(lambda x: kernel_grad_by_taps(x, dy, conv))
+  np.testing.assert_allclose(np.asarray(dw_mm(x)), np.asarray(dw(w, x)),
+                             rtol=2e-3, atol=2e-2)
   argnums = (0, 1) if conv.input_grad else (1,)
-  bwd = jax.jit(jax.grad(lambda x, w: jnp.vdot(fwd(x, w), g),
-                         argnums=argnums))
-  return jax.jit(fwd), bwd, (x, w)
+  full = jax.jit(jax.grad(lambda x, w: jnp.vdot(conv_nd(x, w, conv), dy),
+                          argnums=argnums))
+  run = lambda fn, *a: lambda: jax.block_until_ready(fn(*a))
+  return [run(fwd, x, w), run(dw, w, x), run(dw_mm, x), run(full, x, w)]
 
 
-def conv3d_as_2d(x, w, stride, padding):
-  """A 3-D convolution computed as one 2-D convolution over stacked taps.
-
-  The ``kd`` temporal taps of every output frame are stacked along the
-  channels, ``[N, D', H, W, kd·C]``, and convolved with the kernel reshaped to
-  ``[kh, kw, kd·C, O]``: the same result as the 3-D convolution (zero
-  temporal padding included), through the CPU backend's 2-D path.
-
-  Args:
-    x: ``[N, D, H, W, C]``.
-    w: ``[kd, kh, kw, C, O]``.
-    stride: 3 strides.
-    padding: 3 symmetric paddings.
-
-  Returns:
-    ``[N, D', H', W', O]``.
-  """
-  n, d, _, _, c = x.shape
-  kd, kh, kw, _, o = w.shape
-  sd, pd = stride[0], padding[0]
-  xp = jnp.pad(x, ((0, 0), (pd, pd), (0, 0), (0, 0), (0, 0)))
-  d_out = (d + 2 * pd - kd) // sd + 1
-  taps = [xp[:, i:i + sd * (d_out - 1) + 1:sd] for i in range(kd)]
-  z = jnp.concatenate(taps, axis=-1)  # [N, D', H, W, kd·C]
-  z = z.reshape((n * d_out,) + z.shape[2:])
-  w2 = jnp.transpose(w, (1, 2, 0, 3, 4)).reshape(kh, kw, kd * c, o)
-  y = jax.lax.conv_general_dilated(
-      z, w2, stride[1:], [(p, p) for p in padding[1:]],
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  return y.reshape((n, d_out) + y.shape[1:])
-
-
-def jax_2d_fns(conv: Conv):
-  """`jax_fns` for a 3-D convolution computed by `conv3d_as_2d`."""
-  fwd3, _, (x, w) = jax_fns(conv)
-  fwd = lambda x, w: conv3d_as_2d(x, w, conv.stride, conv.padding)
-  np.testing.assert_allclose(np.asarray(jax.jit(fwd)(x, w)),
-                             np.asarray(fwd3(x, w)), rtol=1e-3, atol=1e-3)
-  g = jnp.ones(jax.eval_shape(fwd, x, w).shape, jnp.float32)
-  argnums = (0, 1) if conv.input_grad else (1,)
-  bwd = jax.jit(jax.grad(lambda x, w: jnp.vdot(fwd(x, w), g),
-                         argnums=argnums))
-  return jax.jit(fwd), bwd
-
-
-def torch_fns(conv: Conv):
-  """Forward and forward+backward of one convolution in PyTorch."""
-  nd = len(conv.kernel)
-  op = F.conv3d if nd == 3 else F.conv2d
+def torch_fns(conv: Conv, rng: np.random.Generator):
+  """Zero-argument PyTorch functions: fwd, dW, f+b."""
+  op = F.conv3d if len(conv.kernel) == 3 else F.conv2d
   n, c = conv.shape[0], conv.shape[-1]
-  rng = np.random.default_rng(0)
   x = torch.tensor(rng.normal(size=(n, c) + conv.shape[1:-1]),
-                   dtype=torch.float32, requires_grad=conv.input_grad)
+                   dtype=torch.float32)
+  x_grad = x.clone().requires_grad_(conv.input_grad)
   w = torch.tensor(rng.normal(size=(conv.features, c) + conv.kernel) * 0.05,
                    dtype=torch.float32, requires_grad=True)
+  dy = torch.tensor(rng.normal(size=(n, conv.features) + conv.out_spatial),
+                    dtype=torch.float32)
+  apply = lambda x: op(x, w, stride=conv.stride, padding=conv.padding)
 
   def fwd():
     with torch.no_grad():
-      return op(x, w, stride=conv.stride, padding=conv.padding)
+      apply(x)
 
-  y = fwd()
-  g = torch.tensor(rng.normal(size=tuple(y.shape)), dtype=torch.float32)
+  def backward(inputs):
+    inputs.grad = w.grad = None
+    apply(inputs).backward(dy)
 
-  def bwd():
-    x.grad = w.grad = None
-    op(x, w, stride=conv.stride, padding=conv.padding).backward(g)
-  return fwd, bwd
+  return [fwd, lambda: backward(x), lambda: backward(x_grad)]
 
 
-def time_pair(fns, repeats: int) -> list[float]:
-  """Median seconds of each function, run interleaved after one warm-up."""
+def time_interleaved(fns, repeats: int) -> list[float]:
+  """Median seconds of each function, run in turn after one warm-up."""
   for fn in fns:
     fn()
   times = [[] for _ in fns]
@@ -225,18 +230,6 @@ def time_pair(fns, repeats: int) -> list[float]:
       fn()
       t.append(time.perf_counter() - start)
   return [statistics.median(t) for t in times]
-
-
-def _blocking(fn, *args):
-  return lambda: jax.block_until_ready(fn(*args))
-
-
-def _row(name: str, gflop: str, ms: np.ndarray) -> str:
-  row = (f'{name:22s} {gflop:>6s} {ms[0]:8.1f} {ms[1]:9.1f} {ms[2]:8.1f} '
-         f'{ms[3]:9.1f} {ms[3] / ms[2]:8.2f}×')
-  if len(ms) > 4:
-    row += f' {ms[4]:11.1f} {ms[5]:11.1f} {ms[3] / ms[5]:8.2f}×'
-  return row
 
 
 def main():
@@ -257,24 +250,26 @@ def main():
         f'{os.getloadavg()[0]:.1f}')
   print(f'{args.model}, channels {channels}, {args.sequences} sequences × '
         f'{args.frames} frames; milliseconds, median of {args.repeats}')
-  three_d = len(convs[0].kernel) == 3
-  head = (f'{"layer":22s} {"GFLOP":>6s} {"XLA fwd":>8s} {"torch fwd":>9s} '
-          f'{"XLA f+b":>8s} {"torch f+b":>9s} {"torch/XLA":>9s}')
-  if three_d:
-    head += f' {"XLA 2-D fwd":>11s} {"XLA 2-D f+b":>11s} {"torch/2-D":>9s}'
-  print(head)
-  totals = np.zeros(6 if three_d else 4)
+  print(f'{"layer":22s} {"GFLOP":>6s} ' + ' '.join(f'{c:>9s}'
+                                                   for c in COLUMNS)
+        + f' {"torch/XLA f+b":>13s}')
+  totals = np.zeros(len(COLUMNS))
   for conv in convs:
-    jf, jb, (x, w) = jax_fns(conv)
-    tf, tb = torch_fns(conv)
-    fns = [_blocking(jf, x, w), tf, _blocking(jb, x, w), tb]
-    if three_d:
-      fns += [_blocking(fn, x, w) for fn in jax_2d_fns(conv)]
-    ms = 1e3 * np.array(time_pair(fns, args.repeats))
+    rng = np.random.default_rng(0)
+    xla_fwd, xla_dw, xla_mm, xla_full = jax_fns(conv, rng)
+    t_fwd, t_dw, t_full = torch_fns(conv, rng)
+    ms = 1e3 * np.array(time_interleaved(
+        [xla_fwd, t_fwd, xla_dw, xla_mm, t_dw, xla_full, t_full],
+        args.repeats))
     totals += ms
     print(_row(conv.name, f'{conv.flops / 1e9:6.1f}', ms), flush=True)
   print(_row('total', '', totals))
   print(f'load after: {os.getloadavg()[0]:.1f}')
+
+
+def _row(name: str, gflop: str, ms: np.ndarray) -> str:
+  return (f'{name:22s} {gflop:>6s} ' + ' '.join(f'{t:9.1f}' for t in ms)
+          + f' {ms[-1] / ms[-2]:12.2f}×')
 
 
 if __name__ == '__main__':
