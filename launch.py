@@ -124,6 +124,10 @@ def main(argv):
   if _MODE.value == 'train':
     from gait_jax import train  # pylint: disable=g-import-not-at-top
     state = train.train(config, workdir)
+    if int(state.step) < config.train.num_steps:
+      print(f'Stopped at step {int(state.step)} (SIGTERM); run the same '
+            'command again to resume.', flush=True)
+      return
     if config.train.eval_at_end:
       model = train.build_model(config, _num_classes(config), axis_name=None)
       run_eval(config, workdir, model,

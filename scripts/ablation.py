@@ -92,6 +92,9 @@ def run_one(model, name, preset, overrides, seed) -> dict:
   launch.prepare_dataset(config)
   start = time.perf_counter()
   state = train.train(config, workdir)
+  if int(state.step) < config.train.num_steps:  # Stopped by SIGTERM.
+    sys.exit(f'{slug}: training stopped at step {int(state.step)}; rerun to '
+             'resume.')
   test_src = GaitSource(config.data.dataset_dir, 'test')
   model_eval = train.build_model(
       config, len(GaitSource(config.data.dataset_dir,
