@@ -31,8 +31,13 @@ demo: venv
 test: venv-dev
 	$(PY) -m pytest -q -n 2 --dist loadfile tests $(PYTEST_ARGS)
 
+# CPU-sized runs of every benchmark; results are recorded in docs/benchmarks.md.
 bench: venv-dev
 	$(PY) benchmarks/loss_bench.py
+	$(PY) benchmarks/train_bench.py
+	cd benchmarks && ../$(PY) eval_bench.py --data_dir=../data
+	cd benchmarks && ../$(PY) input_bench.py --config=../configs/synthetic_demo.py --config.data.data_dir=../data
+	$(PY) benchmarks/convert_bench.py
 
 clean:
 	rm -rf $(VENV) workdirs
