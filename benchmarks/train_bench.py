@@ -67,6 +67,7 @@ import importlib
 import os
 import statistics
 import sys
+import textwrap
 import time
 import types
 from typing import Any
@@ -516,38 +517,36 @@ def table(results: list[Result]) -> str:
   return '\n'.join(rows)
 
 
+def _wrap(text: str) -> str:
+  return textwrap.fill(text, width=76, break_long_words=False,
+                       break_on_hyphens=False)
+
+
 def report(results: list[Result], args, size: Size, device: str,
            load_before: tuple[float, ...]) -> str:
   """The Markdown body of the docs section (and of the printout)."""
   load_after = os.getloadavg()
-  cmd = '.venv/bin/python benchmarks/train_bench.py ' + ' '.join(sys.argv[1:])
-  ratios = [r.ratio for r in results]
-  met = all(x >= 1.0 for x in ratios)
-  cpu = jax.devices()[0].platform == 'cpu'
-  lines = [
-      f'Command: `{cmd.strip()}`',
-      '',
+  cmd = ' '.join(['.venv/bin/python benchmarks/train_bench.py']
+                 + sys.argv[1:])
+  loads = lambda xs: ', '.join(f'{x:.1f}' for x in xs)
+  setup = (
       f'Machine: {common.machine()}; PyTorch {torch.__version__} on '
       f'{device} with {torch.get_num_threads()} threads '
-      '(`torch.set_num_threads(os.cpu_count())`).',
-      f'Load average (1, 5, 15 min): before '
-      f'{", ".join(f"{x:.1f}" for x in load_before)}; after '
-      f'{", ".join(f"{x:.1f}" for x in load_after)}.',
-      f'Size `{args.size}`: {size.note} JAX compute dtype {args.dtype}; '
-      f'{args.warmup} warm-up steps, median of {args.repeats} interleaved '
-      'steps per side.',
-      '',
-      table(results),
-      '',
-      'Losses after the last step (JAX, PyTorch): ' + '; '.join(
-          f'{r.model} {r.jax_loss:.3f}, {r.torch_loss:.3f}' for r in results)
-      + '.',
-  ]
-  if cpu:
-    lines += ['', f'Target: JAX ≥ 1.0× PyTorch on the CPU for every model: '
-              f'{"met" if met else "not met"} (ratios '
-              f'{", ".join(f"{r.model} {r.ratio:.2f}×" for r in results)}).']
-  return '\n'.join(lines)
+      f'(`torch.set_num_threads(os.cpu_count())`). Load average (1, 5, 15 '
+      f'min): {loads(load_before)} before, {loads(load_after)} after. Size '
+      f'`{args.size}`: {size.note} JAX compute dtype {args.dtype}; '
+      f'{args.warmup} warm-up steps, then the median of {args.repeats} '
+      'interleaved steps per side.')
+  losses = 'Losses after the last step (JAX, PyTorch): ' + '; '.join(
+      f'{r.model} {r.jax_loss:.3f}, {r.torch_loss:.3f}' for r in results) + '.'
+  parts = [f'Command: `{cmd}`', _wrap(setup), table(results), _wrap(losses)]
+  if jax.devices()[0].platform == 'cpu':
+    met = all(r.ratio >= 1.0 for r in results)
+    parts.append(_wrap(
+        'Target: JAX ≥ 1.0× PyTorch on the CPU for every model: '
+        f'{"met" if met else "not met"} (median ratios '
+        f'{", ".join(f"{r.model} {r.ratio:.2f}×" for r in results)}).'))
+  return '\n\n'.join(parts)
 
 
 def update_docs(body: str, path: str = DOCS) -> None:
