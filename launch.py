@@ -27,6 +27,7 @@ import os
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from gait_jax import parallel
@@ -102,6 +103,10 @@ def run_eval(config, workdir: str, model=None, variables=None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    # Progress goes to stdout; library logs only from WARNING unless asked
+    # for with --verbosity=0 (INFO) or higher.
+    logging.set_verbosity(logging.WARNING)
   if _WORKDIR.value is None or _CONFIG.value is None:
     raise app.UsageError('--config and --workdir are required.')
   parallel.maybe_initialize_distributed(_COORDINATOR.value,
@@ -215,4 +220,4 @@ def _num_classes(config) -> int:
 
 
 if __name__ == '__main__':
-  app.run(main)  # Library logs at WARNING; pass --verbosity=0 for INFO.
+  app.run(main)
