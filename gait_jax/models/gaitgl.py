@@ -113,6 +113,55 @@ class Conv3dStack(nn.Module):
     return x
 
 
+class _StridedTimeConv(nn.Module):
+  """Conv3d with kernel = stride = (k, 1, 1), no padding, as one matmul.
+
+  The windows do not overlap, so the convolution is a reshape of the frame
+  axis into [t, k] and a contraction over (k, channels): the same arithmetic
+  as XLA's 3-D convolution, several times faster on CPUs. The parameter is the
+  3-D kernel `[k, 1, 1, in, out]` that a convolution would hold.
+  """
+  features: int
+  k: int = 3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    n, s = x.shape[:2]
+    kernel = self.param('kernel', layers.conv_init,
+                        (self.k, 1, 1, x.shape[-1], self.features),
+                        jnp.float32)
+    t = (s - self.k) // self.k + 1
+    x = x[:, :t * self.k].reshape(n, t, self.k, *x.shape[2:])  # [n,t,k,h,w,c]
+    return jnp.einsum('ntkhwc,kco->nthwo', x.astype(self.dtype),
+                      kernel[:, 0, 0].astype(self.dtype))  # [n, t, h, w, o]
+
+
+class _LTABlock(nn.Module):
+  """Holds the `conv3d` leaf, like OpenGait's BasicConv3d."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    return _StridedTimeConv(self.features, dtype=self.dtype,
+                            name='conv3d')(x)
+
+
+class LTA(nn.Module):
+  """Local temporal aggregation: stride-3 temporal conv + LeakyReLU.
+
+  Parameter path `LTA/0/conv3d/kernel` `[3, 1, 1, c, c]` as in OpenGait.
+  """
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    x = _LTABlock(self.features, dtype=self.dtype, name='0')(x)
+    return layers.leaky_relu(x)  # [n, s // 3, h, w, c]
+
+
 def repeat_short_sequences(x: Array, mask: Optional[Array]
                            ) -> tuple[Array, Optional[Array]]:
   """Repeats sequences shorter than 3 frames (1 frame x3, 2 frames x2).
@@ -185,8 +234,7 @@ class GaitGL(nn.Module):
     c0 = self.channels[0]
     deep = self.structure == 'oumvlp'
     x = Conv3dStack(c0, 2 if deep else 1, dtype=dt, name='conv3d')(x, mask)
-    x = Conv3dStack(c0, 1, (3, 1, 1), (3, 1, 1), (0, 0, 0), dtype=dt,
-                    name='LTA')(x)  # [n, s // 3, h, w, c0]
+    x = LTA(c0, dtype=dt, name='LTA')(x)  # [n, s // 3, h, w, c0]
     if mask is not None:
       lengths = jnp.sum(mask.astype(jnp.int32), axis=1)
       mask = jnp.arange(x.shape[1])[None, :] < (lengths // 3)[:, None]
