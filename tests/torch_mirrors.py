@@ -133,7 +133,7 @@ class SeparateFCs(nn.Module):
         nn.init.xavier_uniform_(torch.zeros(parts, cin, cout)))
 
   def forward(self, x):  # [n, c, p]
-    out = x.permute(2, 0, 1).matmul(self.fc_bin)  # [p, n, cout]
+    out = x.permute(2, 0, 1).contiguous().matmul(self.fc_bin)  # [p, n, cout]
     return out.permute(1, 2, 0).contiguous()
 
 
@@ -149,7 +149,7 @@ class SeparateBNNecks(nn.Module):
   def forward(self, x):  # [n, c, p]
     n, c, p = x.shape
     x = self.bn1d(x.reshape(n, c * p)).reshape(n, c, p)
-    feat = F.normalize(x.permute(2, 0, 1), dim=-1)  # [p, n, c]
+    feat = F.normalize(x.permute(2, 0, 1).contiguous(), dim=-1)  # [p, n, c]
     logits = feat.matmul(F.normalize(self.fc_bin, dim=1))  # [p, n, K]
     return feat.permute(1, 2, 0), logits.permute(1, 2, 0)
 
