@@ -133,6 +133,7 @@ def build(arg: str | None, *, model: str, dataset: str,
           num_steps: int, pk: tuple[int, int], sampler: str,
           batch_shuffle: bool, eval_batch_size: int, frames_skip: int = 0,
           frame_limit: int = 0, ce: Mapping[str, Any] | None = None,
+          augment: Mapping[str, Any] | None = None,
           preset_loss: Mapping[str, Mapping[str, Any]] | None = None,
           default_preset: str = 'triplet') -> ml_collections.ConfigDict:
   """A full config: `base_config()` filled with one training recipe.
@@ -151,6 +152,8 @@ def build(arg: str | None, *, model: str, dataset: str,
     frames_skip: extra window of 'fixed_ordered'.
     frame_limit: evaluate on at most this many leading frames (0: all).
     ce: the CE term (weight, scale, label_smoothing); None: no CE term.
+    augment: ``config.data.augment`` values (``gait_jax.data.augment``);
+      None: no augmentation.
     preset_loss: per-preset extra loss sections, e.g. ``{'gil_rc':
       {'pair_softmax': {'weight': 1.0}}}``.
     default_preset: the loss preset when `arg` names none.
@@ -174,6 +177,8 @@ def build(arg: str | None, *, model: str, dataset: str,
   c.data.frame_sampler = sampler
   c.data.num_frames = 30
   c.data.frames_skip = frames_skip
+  if augment is not None:
+    c.data.augment.update(dict(augment))
 
   c.optim.update(dict(optim))
   c.schedule.update(dict(schedule))

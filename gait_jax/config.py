@@ -44,6 +44,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.frame_sampler = 'fixed_unordered'
   c.data.num_frames = 30
   c.data.frames_skip = 0
+  # Training augmentation (gait_jax.data.augment: OpenGait's RandomRotate and
+  # RandomErasing), per sequence on the cut frames; probability 0 = off.
+  c.data.augment = ml_collections.ConfigDict({
+      'rotate_prob': 0.0, 'rotate_degree': 10.0,  # Angle U(-deg, deg).
+      'erase_prob': 0.0,
+      'erase_area': (0.05, 0.2),  # Erased fraction of H·W: U(sl, sh).
+      'erase_ratio': 0.3})  # Aspect ratio h/w: U(r1, 1/r1).
   c.data.workers = 0  # grain worker processes; 0 loads in threads.
   c.data.prefetch = 2
 

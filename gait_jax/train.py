@@ -23,6 +23,7 @@ from gait_jax import losses
 from gait_jax import models
 from gait_jax import optim
 from gait_jax import parallel
+from gait_jax.data import augment as augment_lib
 from gait_jax.data import pipeline
 from gait_jax.data import sampling
 from gait_jax.data import transforms
@@ -208,6 +209,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   parallel.check_batch_divisible(global_batch, mesh)
 
   # --- Data: the stateless P×K sampler and this host's loader.
+  augment = augment_lib.from_config(config.data.augment)  # Validates early.
   train_src, classes = open_data(config)
   sampler = sampling.PKSampler(
       train_src.subject_indices(classes), config.data.p, config.data.k,
@@ -215,7 +217,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   loader = pipeline.TrainBatchLoader(
       train_src, sampler, frame_sampler=config.data.frame_sampler,
       num_frames=config.data.num_frames, frames_skip=config.data.frames_skip,
-      process_index=jax.process_index(), process_count=jax.process_count())
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      augment=augment)
 
   # --- Model, optimizer, state.
   model = build_model(config, len(classes), axis_name=parallel.DATA_AXIS)

@@ -4,7 +4,9 @@ Training: a ``grain.MapDataset`` over step numbers whose element ``s`` is this
 host's slice of global batch ``s`` (a pure function of the seed and ``s``), so
 the P×K structure is built *before* any worker sees it and ``mp_prefetch``
 only parallelises whole batches. Resuming at step ``s`` starts the range at
-``s``: no iterator state has to be checkpointed.
+``s``: no iterator state has to be checkpointed. Training augmentation
+(``augment.py``) runs per sequence after cutting, from the same stateless
+randomness.
 
 Evaluation: sequences sorted by length, grouped into batches padded to a few
 bucket lengths, with a frame mask, so that the jitted model compiles once per
@@ -19,6 +21,7 @@ from typing import Iterator, Sequence
 import grain
 import numpy as np
 
+from gait_jax.data import augment as augment_lib
 from gait_jax.data import sampling
 from gait_jax.data import transforms
 from gait_jax.data.source import GaitSource
@@ -36,6 +39,9 @@ class TrainBatchLoader:
     frames_skip: extra window for ``fixed_ordered``.
     process_index: this host's index.
     process_count: number of hosts.
+    augment: applied to each sequence after cutting, with randomness drawn
+      from ``(sampler.seed, step, row of the global batch)``; None or an
+      empty `augment_lib.Augment`: no augmentation.
   """
   source: GaitSource
   sampler: sampling.PKSampler
@@ -44,6 +50,7 @@ class TrainBatchLoader:
   frames_skip: int = 0
   process_index: int = 0
   process_count: int = 1
+  augment: augment_lib.Augment | None = None
 
   def __post_init__(self):
     if self.frame_sampler not in ('fixed_unordered', 'fixed_ordered'):
@@ -64,10 +71,13 @@ class TrainBatchLoader:
     cut = transforms.cut_width(np.zeros((1, width), np.uint8)).shape[-1]
     sils = np.empty((len(indices), self.num_frames, height, cut), np.uint8)
     for row, frames in enumerate(sequences):
-      rng = sampling.frame_rng(self.sampler.seed, step, part.start + row)
+      position = part.start + row  # The row in the global batch.
+      rng = sampling.frame_rng(self.sampler.seed, step, position)
       chosen = sampling.sample_frames(rng, len(frames), self.frame_sampler,
                                       self.num_frames, self.frames_skip)
       sils[row] = transforms.cut_width(frames[chosen])  # [S, 64, 44]
+      if self.augment:
+        sils[row] = self.augment(sils[row], self.sampler.seed, step, position)
     return {
         'step': np.int64(step),
         'sils': sils,  # uint8 [b, S, 64, 44]

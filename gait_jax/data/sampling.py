@@ -1,7 +1,7 @@
 """Stateless P×K batch sampling and per-sequence frame sampling.
 
 Every random choice here is a pure function of ``(seed, step)`` (and of the
-position in the batch for frame sampling), so that:
+position in the batch for frame sampling and augmentation), so that:
 
 * every host computes the same global batch and loads only its own slice;
 * a run resumed at step ``s`` sees exactly the batches an uninterrupted run
@@ -18,9 +18,11 @@ import numpy as np
 
 FRAME_SAMPLERS = ('fixed_unordered', 'fixed_ordered', 'all_ordered')
 
-# Stream tags keep the batch and the frame random streams independent.
+# Stream tags keep the batch, frame and augmentation random streams
+# independent.
 _BATCH_STREAM = 0
 _FRAME_STREAM = 1
+_AUGMENT_STREAM = 2
 
 
 def rng_for(seed: int, *keys: int) -> np.random.Generator:
@@ -148,6 +150,23 @@ def sample_frames(rng: np.random.Generator, length: int, mode: str,
 def frame_rng(seed: int, step: int, position: int) -> np.random.Generator:
   """The generator for the frames of batch position ``position`` at ``step``."""
   return rng_for(seed, _FRAME_STREAM, step, position)
+
+
+def augment_rng(seed: int, step: int, position: int,
+                op: int) -> np.random.Generator:
+  """The generator of augmentation ``op`` for batch position ``position``.
+
+  Args:
+    seed: the run's data seed.
+    step: the training step.
+    position: the sequence's row in the global batch.
+    op: the op's fixed stream number (``augment.RandomRotate.stream``, ...).
+
+  Returns:
+    A generator independent of the frame and batch streams and of the other
+    ops'.
+  """
+  return rng_for(seed, _AUGMENT_STREAM, step, position, op)
 
 
 def class_index(subjects: Sequence[str],

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gait_jax.models import conv
 from gait_jax.models import layers
 
 Array = jax.Array
@@ -68,12 +69,10 @@ class Plain(nn.Module):
 
 
 def _conv(features: int, kernel: int, stride: int, dtype: Any,
-          name: str) -> nn.Conv:
+          name: str) -> conv.Conv2d:
   pad = kernel // 2
-  return nn.Conv(features, (kernel, kernel), (stride, stride),
-                 padding=[(pad, pad)] * 2, use_bias=False,
-                 kernel_init=layers.conv_init, dtype=dtype,
-                 param_dtype=jnp.float32, name=name)
+  return conv.Conv2d(features, (kernel, kernel), (stride, stride), (pad, pad),
+                     dtype=dtype, name=name)
 
 
 class Downsample(nn.Module):

@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gait_jax.models import conv
+
 Array = jax.Array
 Dtype = Any
 IntOrSeq = Union[int, Sequence[int]]
@@ -24,9 +26,7 @@ IntOrSeq = Union[int, Sequence[int]]
 # PyTorch's default LeakyReLU slope, used by every model except GaitBase.
 NEGATIVE_SLOPE = 0.01
 
-# OpenGait initialises every convolution with Xavier-uniform; Flax's fan rule
-# for a `[*k, in, out]` kernel equals PyTorch's for `[out, in, *k]`.
-conv_init = nn.initializers.xavier_uniform()
+conv_init = conv.conv_init
 
 
 def leaky_relu(x: Array) -> Array:
@@ -164,6 +164,14 @@ class BasicConv(nn.Module):
   def __call__(self, x: Array) -> Array:
     nd = len(self.kernel_size)
     pads = _ntuple(self.padding, nd)
+    strides = _ntuple(self.strides, nd)
+    if nd == 2:
+      return conv.Conv2d(self.features, tuple(self.kernel_size), strides,
+                         pads, dtype=self.dtype, name=self.leaf_name)(x)
+    if nd == 3 and strides[0] == 1:
+      return conv.TimeFoldedConv3d(self.features, tuple(self.kernel_size),
+                                   strides[1:], pads, dtype=self.dtype,
+                                   name=self.leaf_name)(x)
     return nn.Conv(
         self.features, tuple(self.kernel_size), _ntuple(self.strides, nd),
         padding=[(p, p) for p in pads], use_bias=False,
@@ -191,15 +199,13 @@ class FocalConv2d(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """Maps `[N, h, w, c]` to `[N, h, w, features]`."""
-    conv = nn.Conv(
-        self.features, (self.kernel_size,) * 2,
-        padding=[(self.padding, self.padding)] * 2, use_bias=False,
-        kernel_init=conv_init, dtype=self.dtype, param_dtype=jnp.float32,
-        name='conv')
+    layer = conv.Conv2d(self.features, (self.kernel_size,) * 2,
+                        padding=(self.padding,) * 2, dtype=self.dtype,
+                        name='conv')
     if self.halving == 0:
-      return conv(x)
+      return layer(x)
     rows = x.shape[1] // 2**self.halving
-    return apply_on_strips(conv, x, rows, axis=1)
+    return apply_on_strips(layer, x, rows, axis=1)
 
 
 def horizontal_pyramid(x: Array, bins: Sequence[int]) -> Array:

@@ -1,0 +1,108 @@
+"""Convolutions with a CPU-tuned backward pass equal XLA's autodiff."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gait_jax.models import conv
+
+
+def _lax_conv(x, w, strides, padding):
+  nd = x.ndim - 2
+  dims = {2: ('NHWC', 'HWIO', 'NHWC'), 3: ('NDHWC', 'DHWIO', 'NDHWC')}[nd]
+  return jax.lax.conv_general_dilated(x, w, strides, padding,
+                                      dimension_numbers=dims,
+                                      precision=jax.lax.Precision.HIGHEST)
+
+
+def _rel(a, b):
+  return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+# (n, h, w, c, o, k, stride, pad): wide inputs and small maps take the
+# tap-matmul kernel gradient, narrow inputs on large maps XLA's.
+CASES = [
+    (2, 9, 7, 64, 8, 3, 1, 1),    # taps (wide input)
+    (3, 8, 6, 4, 5, 3, 2, 1),     # taps (small map), strided
+    (2, 12, 10, 3, 4, 5, 1, 2),   # taps, 5x5 kernel
+    (1, 40, 30, 2, 3, 3, 1, 1),   # XLA's (1200 output pixels, 2 channels)
+    (2, 7, 9, 65, 6, 1, 2, 0),    # taps, 1x1 strided shortcut
+]
+
+
+@pytest.mark.parametrize('n,h,w,c,o,k,stride,pad', CASES)
+def test_conv2d_value_and_grads_match_autodiff(n, h, w, c, o, k, stride, pad):
+  kx, kw, ky = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(kx, (n, h, w, c))
+  kernel = jax.random.normal(kw, (k, k, c, o)) / np.sqrt(k * k * c)
+  strides, padding = (stride, stride), ((pad, pad), (pad, pad))
+  y_ref = _lax_conv(x, kernel, strides, padding)
+  cot = jax.random.normal(ky, y_ref.shape)
+
+  y, vjp = jax.vjp(lambda a, b: conv.conv2d(a, b, strides, padding), x,
+                   kernel)
+  _, vjp_ref = jax.vjp(lambda a, b: _lax_conv(a, b, strides, padding), x,
+                       kernel)
+  dx, dk = jax.jit(vjp)(cot)
+  dx_ref, dk_ref = vjp_ref(cot)
+  assert y.shape == y_ref.shape
+  assert _rel(y, y_ref) < 1e-5
+  assert _rel(dx, dx_ref) < 1e-5
+  assert _rel(dk, dk_ref) < 1e-5
+
+
+def test_kernel_grad_by_taps_matches_autodiff_directly():
+  """The tap path itself (not only whichever path the heuristic picks)."""
+  kx, ky = jax.random.split(jax.random.PRNGKey(1))
+  x = jax.random.normal(kx, (2, 11, 8, 3))
+  for stride, pad in ((1, 1), (2, 1), (2, 0)):
+    strides, padding = (stride, stride), ((pad, pad), (pad, pad))
+    kernel = jnp.zeros((3, 3, 3, 4))
+    y, vjp = jax.vjp(lambda k: _lax_conv(x, k, strides, padding), kernel)
+    dy = jax.random.normal(ky, y.shape)
+    got = conv._kernel_grad_by_taps(x, dy, kernel.shape, strides, padding)
+    assert _rel(got, vjp(dy)[0]) < 1e-5
+
+
+@pytest.mark.parametrize('kernel_size,padding,strides', [
+    ((3, 3, 3), (1, 1, 1), (1, 1)),
+    ((3, 1, 1), (1, 0, 0), (1, 1)),
+    ((3, 3, 3), (0, 1, 1), (2, 2)),
+])
+def test_time_folded_conv3d_equals_3d_convolution(kernel_size, padding,
+                                                  strides):
+  x = jax.random.normal(jax.random.PRNGKey(2), (2, 5, 9, 7, 3))
+  layer = conv.TimeFoldedConv3d(4, kernel_size, strides, padding)
+  params = layer.init(jax.random.PRNGKey(3), x)
+  kernel = params['params']['kernel']
+  assert kernel.shape == kernel_size + (3, 4)
+  pads = [(p, p) for p in padding]
+
+  def ref(a, k):
+    return _lax_conv(a, k, (1,) + tuple(strides), pads)
+
+  def mine(a, k):
+    return layer.apply({'params': {'kernel': k}}, a)
+
+  y_ref = ref(x, kernel)
+  y = mine(x, kernel)
+  assert y.shape == y_ref.shape
+  assert _rel(y, y_ref) < 1e-5
+  cot = jax.random.normal(jax.random.PRNGKey(4), y.shape)
+  grads = jax.vjp(mine, x, kernel)[1](cot)
+  grads_ref = jax.vjp(ref, x, kernel)[1](cot)
+  for g, g_ref in zip(grads, grads_ref):
+    assert _rel(g, g_ref) < 1e-5
+
+
+def test_conv2d_in_bfloat16_keeps_dtype_and_is_close():
+  x = jax.random.normal(jax.random.PRNGKey(5), (2, 8, 6, 64))
+  kernel = jax.random.normal(jax.random.PRNGKey(6), (3, 3, 64, 8)) / 24.0
+  padding = ((1, 1), (1, 1))
+  f = lambda a, b: jnp.sum(conv.conv2d(a, b, (1, 1), padding) ** 2)
+  dk = jax.grad(f, argnums=1)(x.astype(jnp.bfloat16),
+                              kernel.astype(jnp.bfloat16))
+  dk_ref = jax.grad(f, argnums=1)(x, kernel)
+  assert dk.dtype == jnp.bfloat16
+  assert _rel(dk.astype(jnp.float32), dk_ref) < 3e-2
