@@ -7,7 +7,8 @@
       --config.optim.lr=0.05
 
 Modes:
-  train  trains (resuming from --workdir), then evaluates if
+  train  trains (resuming from --workdir), evaluating every
+         config.train.eval_every steps (0 = never), then evaluates if
          config.train.eval_at_end.
   eval   evaluates the latest checkpoint of --workdir.
   compile  lowers and compiles the train step for the config and the visible
@@ -80,23 +81,23 @@ def prepare_dataset(config) -> str:
 def run_eval(config, workdir: str, model=None, variables=None,
              step: int | None = None) -> dict:
   """Evaluates (the latest checkpoint unless variables are given)."""
+  import jax  # pylint: disable=g-import-not-at-top
   from gait_jax import evaluate  # pylint: disable=g-import-not-at-top
   from gait_jax import reports  # pylint: disable=g-import-not-at-top
   from gait_jax import train  # pylint: disable=g-import-not-at-top
-  from gait_jax.data.source import GaitSource  # pylint: disable=g-import-not-at-top
   if variables is None:
     model, variables, step = train.latest_variables(config, workdir)
-  mesh = parallel.make_mesh(None if config.train.num_devices < 0 else
-                            config.train.num_devices)
-  test_src = GaitSource(config.data.dataset_dir, 'test')
+  mesh = train.make_mesh(config)
+  test_src = evaluate.open_test_source(config)
   result, emb = evaluate.evaluate_source(model, variables, test_src, mesh,
                                          config.eval,
                                          train.compute_dtype(config))
-  path = evaluate.write_report(result, workdir, step)
-  if config.eval.plots:
-    reports.write_plots(result, emb, test_src, workdir)
-  print(result.format_table(), flush=True)
-  print(f'Report: {path}', flush=True)
+  if jax.process_index() == 0:  # Every process embeds; one writes.
+    path = evaluate.write_report(result, workdir, step)
+    if config.eval.plots:
+      reports.write_plots(result, emb, test_src, workdir)
+    print(result.format_table(), flush=True)
+    print(f'Report: {path}', flush=True)
   return result.summary()
 
 

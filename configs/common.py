@@ -28,6 +28,10 @@ these configs do not reproduce:
   the value taken from OpenGait only sets how many go through at once.
 * BatchNorm statistics always span the global batch (OpenGait's ``sync_BN``,
   which every recipe here with BatchNorm sets).
+* Testing during training: OpenGait's GaitSet, GaitPart and GaitGL CASIA-B
+  configs set ``with_test`` (a test at every checkpoint save; published
+  models were trained without it). Here ``train.eval_every`` stays 0; set it
+  on the command line (``--config.train.eval_every=N``) to test every N steps.
 
 The memory figures in the configs' docstrings are XLA's buffer estimate for
 the float32 train step (forward, backward, update) compiled for one device

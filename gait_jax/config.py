@@ -70,6 +70,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.compute_dtype = 'float32'  # 'bfloat16' on accelerators.
   c.train.num_devices = -1  # -1: all devices.
   c.train.eval_at_end = True
+  # Evaluate on the test split every this many steps during training
+  # (OpenGait's with_test); 0 = off. Writes eval/<probe set> scalars and
+  # eval_<step>.json to the workdir.
+  c.train.eval_every = 0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.protocol = ''  # '' = the dataset's own (metadata 'protocol').

@@ -40,10 +40,15 @@ def make_embed_fn(model, mesh, dtype=jnp.float32):
   return embed
 
 
+def open_test_source(config) -> GaitSource:
+  """The test split of ``config.data.dataset_dir``."""
+  return GaitSource(config.data.dataset_dir, 'test')
+
+
 def extract_embeddings(model, variables, source: GaitSource, mesh, *,
                        batch_size: int = 16, buckets=(32, 64, 128, 256),
-                       frame_limit: int | None = None,
-                       dtype=jnp.float32) -> np.ndarray:
+                       frame_limit: int | None = None, dtype=jnp.float32,
+                       embed=None) -> np.ndarray:
   """Embeddings of every sequence of ``source``, in record order.
 
   Args:
@@ -55,12 +60,15 @@ def extract_embeddings(model, variables, source: GaitSource, mesh, *,
     buckets: padded lengths (one compilation each).
     frame_limit: keep at most this many leading frames per sequence.
     dtype: compute dtype of the input.
+    embed: ``make_embed_fn(model, mesh, dtype)`` built once by a caller that
+      evaluates repeatedly (its compilations are kept); None: built here.
 
   Returns:
     float32 [N, parts, channels].
   """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  embed = make_embed_fn(model, mesh, dtype)
+  if embed is None:
+    embed = make_embed_fn(model, mesh, dtype)
   variables = jax.device_put(variables, parallel.replicated(mesh))
   sharding = parallel.batch_sharded(mesh)
   out = None
@@ -92,24 +100,37 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 
 def evaluate_source(model, variables, source: GaitSource, mesh, eval_cfg,
-                    dtype=jnp.float32
+                    dtype=jnp.float32, embed=None
                     ) -> tuple[protocols.ProtocolResult, np.ndarray]:
   """Embeds ``source`` and scores it with its protocol.
+
+  Every process must call it (the embeddings are all-gathered); each gets the
+  whole result. ``embed``: see ``extract_embeddings``.
 
   Returns:
     The protocol result and the [N, parts, channels] embeddings.
   """
+  name = protocol_name(eval_cfg, source)  # Fails before the embedding.
   emb = extract_embeddings(
       model, variables, source, mesh, batch_size=eval_cfg.batch_size,
       buckets=tuple(eval_cfg.buckets),
-      frame_limit=eval_cfg.frame_limit or None, dtype=dtype)
+      frame_limit=eval_cfg.frame_limit or None, dtype=dtype, embed=embed)
+  return protocols.evaluate(name, emb, source.subjects, source.types,
+                            source.views, metric=eval_cfg.metric), emb
+
+
+def protocol_name(eval_cfg, source: GaitSource) -> str:
+  """``eval.protocol``, or else the one the dataset metadata names.
+
+  Raises:
+    ValueError: neither names one, or the name is not registered.
+  """
   name = eval_cfg.protocol or source.metadata.get('protocol')
   if not name:
     raise ValueError(f'{source.dataset_dir} names no protocol in its metadata;'
                      f' set eval.protocol (one of {sorted(protocols.PROTOCOLS)}'
                      ').')
-  return protocols.evaluate(name, emb, source.subjects, source.types,
-                            source.views, metric=eval_cfg.metric), emb
+  return protocols.get_protocol(name).name
 
 
 def write_report(result: protocols.ProtocolResult, workdir: str, step: int,

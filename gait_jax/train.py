@@ -1,8 +1,8 @@
 """The trainer: one linear ``train_and_evaluate`` in commented phases.
 
 Phases: devices and mesh → data → model, optimizer and state → checkpoint
-resume → the sharded step → the loop (metrics, checkpoints, SIGTERM, non-finite
-guard) → evaluation.
+resume → the sharded step → the loop (metrics, checkpoints, evaluation every
+``train.eval_every`` steps, SIGTERM, non-finite guard).
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import optax
 from absl import logging
 
 from gait_jax import checkpoint as ckpt_lib
+from gait_jax import evaluate
 from gait_jax import losses
 from gait_jax import models
 from gait_jax import optim
 from gait_jax import parallel
+from gait_jax import protocols
 from gait_jax.data import augment as augment_lib
 from gait_jax.data import pipeline
 from gait_jax.data import sampling
@@ -53,6 +55,21 @@ def compute_dtype(config) -> Any:
   if name not in DTYPES:
     raise ValueError(f'train.compute_dtype={name!r}; valid: {sorted(DTYPES)}')
   return DTYPES[name]
+
+
+def eval_every(config) -> int:
+  """``config.train.eval_every`` (0 = no evaluation during training)."""
+  every = config.train.eval_every
+  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+    raise ValueError(f'train.eval_every={every!r}; it must be an integer '
+                     '>= 0 (0 = off).')
+  return every
+
+
+def make_mesh(config) -> jax.sharding.Mesh:
+  """The 'data' mesh over ``config.train.num_devices`` devices (-1 = all)."""
+  num_devices = config.train.num_devices
+  return parallel.make_mesh(None if num_devices < 0 else num_devices)
 
 
 def num_classes(config, classes) -> int:
@@ -89,8 +106,7 @@ def init_state(model, tx, config, mesh) -> TrainState:
 
 def state_from_variables(config, num_classes: int, variables) -> TrainState:
   """A train state (fresh optimizer) holding given model ``variables``."""
-  mesh = parallel.make_mesh(None if config.train.num_devices < 0 else
-                            config.train.num_devices)
+  mesh = make_mesh(config)
   model = build_model(config, num_classes, axis_name=None)
   schedule = optim.make_schedule(config.optim, config.schedule,
                                  config.train.num_steps)
@@ -201,10 +217,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     NonFiniteLossError: the loss became NaN/Inf; the last checkpoint is kept.
     checkpoint.CheckpointMismatchError: ``workdir`` holds another model.
   """
+  every = eval_every(config)  # Validates early.
   # --- Devices and mesh.
-  num_devices = None if config.train.num_devices < 0 else (
-      config.train.num_devices)
-  mesh = parallel.make_mesh(num_devices)
+  mesh = make_mesh(config)
   global_batch = config.data.p * config.data.k
   parallel.check_batch_divisible(global_batch, mesh)
 
@@ -250,20 +265,24 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
                          compute_dtype(config))
   p_step = parallel.shard_step(step_fn, mesh)
 
+  # --- Evaluation during training (built once: one compilation per bucket).
+  evaluator = PeriodicEvaluator(config, len(classes), mesh, workdir,
+                                every) if every else None
+
   # --- The loop.
   writer = MetricWriter(workdir)
   batches = pipeline.train_iterator(loader, start, total,
                                     workers=config.data.workers,
                                     prefetch=config.data.prefetch)
   state = _loop(config, state, p_step, batches, mesh, start, total, writer,
-                checkpointer, meta)
+                checkpointer, meta, evaluator)
   writer.close()
   checkpointer.close()
   return state
 
 
 def _loop(config, state, p_step, batches, mesh, start, total, writer,
-          checkpointer, meta):
+          checkpointer, meta, evaluator=None):
   """Runs steps ``start .. total - 1``; see ``train``."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   log_every, ckpt_every = config.train.log_every, config.train.ckpt_every
@@ -297,6 +316,10 @@ def _loop(config, state, p_step, batches, mesh, start, total, writer,
       if done % ckpt_every == 0 or done == total or sigterm.raised:
         _check_finite(*pending, checkpointer)
         checkpointer.save(done, state, meta, force=True)
+      if evaluator is not None and evaluator.due(done) and not sigterm.raised:
+        _check_finite(*pending, checkpointer)
+        seconds = evaluator.run(done, state, writer, bar)
+        timer = (timer[0] + seconds, timer[1])  # steps_per_sec: training only.
       if sigterm.raised:
         logging.warning('SIGTERM: saved step %d to %s; exiting.', done,
                         checkpointer.directory)
@@ -304,6 +327,69 @@ def _loop(config, state, p_step, batches, mesh, start, total, writer,
         break
   bar.close()
   return state
+
+
+class PeriodicEvaluator:
+  """Scores the train state on the test split (``train.eval_every``).
+
+  The eval-mode model, the test source and the jitted embedding function are
+  built once, so evaluations after the first reuse their compilations. The
+  state is read where it lies (replicated on the training mesh, no copy to the
+  host) and not changed: BatchNorm uses its running statistics and nothing
+  draws random numbers, so training goes on exactly as without evaluation.
+  Every process must run it (the embeddings are all-gathered); only process 0
+  writes.
+
+  Args:
+    config: the experiment config (its ``eval`` section; plots are skipped).
+    num_classes: classifier size of the trained model.
+    mesh: the training mesh.
+    workdir: where ``eval_<step>.json`` goes.
+    every: evaluate at the steps that are multiples of this.
+  """
+
+  def __init__(self, config, num_classes: int, mesh, workdir: str,
+               every: int):
+    self.every = every
+    self._eval_cfg = config.eval
+    self._mesh = mesh
+    self._workdir = workdir
+    self._dtype = compute_dtype(config)
+    self._source = evaluate.open_test_source(config)
+    evaluate.protocol_name(config.eval, self._source)  # Fails early.
+    self._model = build_model(config, num_classes, axis_name=None)
+    self._embed = evaluate.make_embed_fn(self._model, mesh, self._dtype)
+
+  def due(self, step: int) -> bool:
+    """Whether to evaluate after ``step`` steps (never at step 0)."""
+    return step > 0 and step % self.every == 0
+
+  def evaluate(self, state: TrainState) -> protocols.ProtocolResult:
+    """The protocol result of ``state``'s parameters and BN statistics."""
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    result, _ = evaluate.evaluate_source(
+        self._model, variables, self._source, self._mesh, self._eval_cfg,
+        self._dtype, embed=self._embed)
+    return result
+
+  def run(self, step: int, state: TrainState, writer: MetricWriter,
+          bar=None) -> float:
+    """Evaluates, writes scalars and ``eval_<step>.json``, prints a line.
+
+    Returns:
+      The seconds it took.
+    """
+    began = time.perf_counter()
+    result = self.evaluate(state)
+    summary = result.summary()
+    writer.write_scalars(step, {f'eval/{k}': v for k, v in summary.items()})
+    if jax.process_index() == 0:
+      evaluate.write_report(result, self._workdir, step)
+    seconds = time.perf_counter() - began
+    numbers = ' '.join(f'{k}={v:.2f}' for k, v in summary.items())
+    _say(f'eval at step {step} ({result.protocol}): {numbers} '
+         f'({seconds:.1f} s)', bar)
+    return seconds
 
 
 def _say(message: str, bar=None, every_process: bool = False) -> None:
@@ -339,8 +425,7 @@ def latest_variables(config, workdir: str):
   meta = ckpt_lib.checkpoint_meta(config)
   meta['model']['num_classes'] = num_classes(config, classes)
   checkpointer.check_compatible(meta, step)
-  mesh = parallel.make_mesh(None if config.train.num_devices < 0 else
-                            config.train.num_devices)
+  mesh = make_mesh(config)
   model = build_model(config, len(classes), axis_name=None)
   schedule = optim.make_schedule(config.optim, config.schedule,
                                  config.train.num_steps)
