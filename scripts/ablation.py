@@ -51,6 +51,9 @@ _DATA_DIR = flags.DEFINE_string('data_dir', 'data/ablation',
                                 'Where the ablation dataset is built.')
 _ROOT = flags.DEFINE_string('root', 'workdirs/ablation', 'Run directories.')
 _OUT = flags.DEFINE_string('out', 'docs/ablation.md', 'Markdown output.')
+_SETTINGS = flags.DEFINE_list(
+    'settings', None, 'Train only these rows (names as in the table, e.g. '
+    '"triplet"); default: all. The table always lists every row.')
 _REPORT_ONLY = flags.DEFINE_bool(
     'report_only', False, 'Train nothing: tabulate the runs that finished '
     '(the runs column says how many seeds each row has).')
@@ -91,7 +94,8 @@ def run_one(model, name, preset, overrides, seed) -> dict:
   if os.path.exists(report):
     with open(report) as f:
       return json.load(f)['summary']
-  if _REPORT_ONLY.value:
+  if _REPORT_ONLY.value or (_SETTINGS.value is not None
+                            and name not in _SETTINGS.value):
     return None
   config = run_config(model, preset, overrides, seed)
   launch.prepare_dataset(config)
