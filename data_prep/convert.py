@@ -5,12 +5,14 @@ r"""Converts a raw gait dataset tree to a TFDS array_record dataset.
 
 Stages:
 1. scan the raw tree (`raw_sources`), split its sequences by the partition;
-2. pretreat every sequence in a process pool into a per-sequence cache of
-   `.npz` files, each written atomically (temporary file + rename); sequences
-   already in the cache are skipped, so a killed run restarts where it stopped;
-3. write the TFDS shards from the cache in sorted key order, with the dataset
-   metadata (protocol, views, types, subjects) and a report of everything that
-   was skipped and why (also printed).
+2. pretreat every sequence in a process pool into a per-sequence cache
+   (`seq_cache`: the frames already compressed as the shards store them),
+   each file written atomically (temporary file + rename); sequences already
+   in the cache are skipped, so a killed run restarts where it stopped;
+3. write the TFDS shards from the cache in sorted key order (the cached
+   frame bytes go into the records as they are), with the dataset metadata
+   (protocol, views, types, subjects) and a report of everything that was
+   skipped and why (also printed).
 
 Re-running on a finished output reuses it; a restarted run gives the same
 records as an uninterrupted one.
@@ -18,29 +20,26 @@ records as an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import multiprocessing
 import os
-import pickle
 import re
 import time
-import zlib
 from typing import Any, Callable, Sequence
-
-from absl import app
-from absl import flags
-import numpy as np
-import tqdm
 
 from data_prep import partitions
 from data_prep import pretreatment
 from data_prep import raw_sources
+from data_prep import seq_cache
+
+# absl and tqdm are imported where they are used: spawned pool workers
+# re-import the main module (this one under `python -m data_prep.convert`),
+# and should load little more than `seq_cache` needs.
 
 NO_FRAMES = 'no_frame_left'  # every frame of the sequence was dropped
 EMPTY_SEQUENCE = 'empty_sequence'  # the sequence has no frame file at all
 NOT_IN_PARTITION = 'subject_not_in_partition'
-BAD_PKL = 'bad_pkl'
+BAD_PKL = seq_cache.BAD_PKL
 SHORT = 5  # sequences with fewer frames are listed (kept) in the report
 _LIST_LIMIT = 200  # at most this many paths/keys per report list
 
@@ -49,13 +48,10 @@ class ConversionInterrupted(RuntimeError):
   """Raised by the `stop_after` hook (simulates a killed conversion)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """One sequence to pretreat into `cache_path`."""
-  ref: raw_sources.SequenceRef
-  cache_path: str
-  kind: str  # 'png' or 'pkl'
-  size: int
+# The pool runs `seq_cache.process_task` on `seq_cache.Task`s (also used by
+# `beam_convert`); the worker processes import only `seq_cache`.
+Task = seq_cache.Task
+process_task = seq_cache.process_task
 
 
 def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef) -> str:
@@ -63,59 +59,7 @@ def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef) -> str:
   names = '\n'.join(os.path.basename(f) for f in ref.files)
   digest = hashlib.sha1(names.encode()).hexdigest()[:10]
   return os.path.join(cache_dir, ref.subject,
-                      f'{ref.type}_{ref.view}_{digest}.npz')
-
-
-def _load_pkl(path: str, size: int) -> pretreatment.Pretreated:
-  """Reads an OpenGait pickle of uint8 [T, size, size] frames.
-
-  Unpickling can run code: convert only pkl trees from a trusted source.
-  """
-  name = os.path.basename(path)
-  try:
-    with open(path, 'rb') as f:
-      arr = np.asarray(pickle.load(f))
-  except Exception as e:  # pylint: disable=broad-except
-    return pretreatment.Pretreated(np.zeros((0, size, size), np.uint8),
-                                   [(name, f'{BAD_PKL}: {type(e).__name__}')])
-  if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1:] != (size, size):
-    why = f'{BAD_PKL}: {arr.dtype} {list(arr.shape)}'
-    return pretreatment.Pretreated(np.zeros((0, size, size), np.uint8),
-                                   [(name, why)])
-  return pretreatment.Pretreated(np.ascontiguousarray(arr), [])
-
-
-def process_task(task: Task) -> tuple[str, int]:
-  """Pretreats one sequence and stores it in the cache (atomically).
-
-  Args:
-    task: the sequence and where to store it.
-
-  Returns:
-    (sequence key, number of kept frames).
-  """
-  if task.kind == 'pkl':
-    res = (_load_pkl(task.ref.files[0], task.size) if task.ref.files else
-           pretreatment.Pretreated(np.zeros((0, task.size, task.size),
-                                            np.uint8), []))
-  else:
-    res = pretreatment.pretreat_files(task.ref.files, task.size)
-  skipped = np.array([f'{n}\t{r}' for n, r in res.skipped], dtype=np.str_)
-  os.makedirs(os.path.dirname(task.cache_path), exist_ok=True)
-  tmp = f'{task.cache_path}.tmp{os.getpid()}'
-  # zlib level 1: ~12x smaller than raw frames at a quarter of the cost of
-  # np.savez_compressed's default level.
-  packed = np.frombuffer(zlib.compress(res.frames.tobytes(), 1), np.uint8)
-  with open(tmp, 'wb') as f:
-    np.savez(f, frames_zlib=packed, shape=np.array(res.frames.shape),
-             skipped=skipped)
-  os.replace(tmp, task.cache_path)
-  return task.ref.key, int(res.frames.shape[0])
-
-
-def _init_worker() -> None:
-  import cv2  # pylint: disable=g-import-not-at-top
-  cv2.setNumThreads(1)  # parallelism comes from the processes
+                      f'{ref.type}_{ref.view}_{digest}{seq_cache.SUFFIX}')
 
 
 def pretreat_all(tasks: Sequence[Task], workers: int, *,
@@ -133,6 +77,7 @@ def pretreat_all(tasks: Sequence[Task], workers: int, *,
   Returns:
     The number of sequences pretreated in this call.
   """
+  import tqdm  # pylint: disable=g-import-not-at-top
   todo = [t for t in tasks if not os.path.exists(t.cache_path)]
   bar = tqdm.tqdm(total=len(todo), desc='Pretreating', unit='seq',
                   dynamic_ncols=True)
@@ -143,8 +88,9 @@ def pretreat_all(tasks: Sequence[Task], workers: int, *,
       pool = None
     else:
       ctx = multiprocessing.get_context(start_method)
-      pool = ctx.Pool(workers, initializer=_init_worker)
-      chunk = max(1, min(16, len(todo) // (workers * 8)))
+      pool = ctx.Pool(workers, initializer=seq_cache.init_worker)
+      # Small chunks: the pool's last chunks leave few workers idle.
+      chunk = max(1, min(4, len(todo) // (workers * 8)))
       results = pool.imap_unordered(process_task, todo, chunksize=chunk)
     try:
       for _ in results:
@@ -173,22 +119,12 @@ def _capped(items: list[Any]) -> dict[str, Any]:
   return {'count': len(items), 'items': items[:_LIST_LIMIT]}
 
 
-def _read_cache(task: Task, with_frames: bool = True
-                ) -> tuple[np.ndarray | None, int, list[str]]:
-  """(frames or None, frame count, skip records) of a cached sequence.
-
-  An unreadable cache file (e.g. from a crash) is pretreated again.
-  """
+def _read_cache(task: Task) -> seq_cache.Cached:
+  """A cached sequence; an unreadable cache file (e.g. from a crash or a
+  damaged disk) is pretreated again."""
   for attempt in range(2):
     try:
-      with np.load(task.cache_path) as z:
-        shape = tuple(int(d) for d in z['shape'])
-        skipped = [str(s) for s in z['skipped']]
-        frames = None
-        if with_frames:
-          raw = zlib.decompress(z['frames_zlib'].tobytes())
-          frames = np.frombuffer(raw, np.uint8).reshape(shape)
-        return frames, shape[0], skipped
+      return seq_cache.read(task.cache_path)
     except Exception:  # pylint: disable=broad-except
       if attempt:
         raise
@@ -201,6 +137,7 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
                outside: list[str], missing: dict[str, list[str]]
                ) -> tuple[dict[str, list[Task]], dict[str, Any]]:
   """Reads the cache once: the tasks with frames, and the report."""
+  import tqdm  # pylint: disable=g-import-not-at-top
   frame_reasons: dict[str, int] = {}
   frame_examples: list[str] = []
   seq_skips: dict[str, list[str]] = {EMPTY_SEQUENCE: [], NO_FRAMES: []}
@@ -209,9 +146,9 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
     kept_tasks[split] = []
     for t in tqdm.tqdm(tasks, desc=f'Checking {split}', unit='seq',
                        dynamic_ncols=True):
-      _, length, skipped = _read_cache(t, with_frames=False)
-      for s in skipped:
-        name, reason = s.split('\t', 1)
+      cached = _read_cache(t)
+      length = cached.shape[0]
+      for name, reason in cached.skipped:
         kind = reason.split(':')[0]
         frame_reasons[kind] = frame_reasons.get(kind, 0) + 1
         if len(frame_examples) < _LIST_LIMIT:
@@ -266,13 +203,18 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def _examples(tasks: list[Task]):
-  """Zero-argument generator factory of (key, example) for the writer."""
+  """Zero-argument generator factory of (key, example) for the writer: the
+  cached frame bytes are handed over as they are (no recompression)."""
+  from data_prep import tfds_writer  # pylint: disable=g-import-not-at-top
+
   def gen():
     for t in tasks:
-      frames, _, _ = _read_cache(t)
-      yield t.ref.key, {'frames': frames, 'subject': t.ref.subject,
-                        'type': t.ref.type, 'view': t.ref.view,
-                        'length': int(frames.shape[0])}
+      cached = _read_cache(t)
+      yield t.ref.key, {
+          'frames': tfds_writer.EncodedFrames(cached.frames_zlib,
+                                              cached.shape),
+          'subject': t.ref.subject, 'type': t.ref.type, 'view': t.ref.view,
+          'length': cached.shape[0]}
   return gen
 
 
@@ -387,6 +329,7 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
 
 def define_flags() -> None:
   """Defines the command-line flags (only when run as a program)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_enum('dataset', None, sorted(raw_sources.SCANNERS),
                     'Layout of the raw tree.')
   flags.DEFINE_string('raw_dir', None, 'Root of the raw tree.')
@@ -414,6 +357,7 @@ def define_flags() -> None:
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   pretreat = None
   if f.beam_pipeline_options is not None:
@@ -426,5 +370,6 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
+  from absl import app  # pylint: disable=g-import-not-at-top
   define_flags()
   app.run(main)

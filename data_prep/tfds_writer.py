@@ -31,19 +31,28 @@ Typical use:
 
 Records are stored in the order of a hash of their example key, not in
 generation order; `read_index` gives the record order.
+
+`frames` may also be handed over already encoded, as
+`EncodedFrames(zlib.compress(frames.tobytes()), frames.shape)`: the bytes go
+into the record as they are (what the 'zlib' Tensor encoding would have
+written), so a caller that compresses in parallel worker processes leaves
+the writer only the appending (see `data_prep.convert`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 import contextlib
+import dataclasses
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import types
 from typing import Any
+import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -65,6 +74,24 @@ SplitExamples = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class EncodedFrames:
+  """Frames in their stored form.
+
+  Attributes:
+    data: `zlib.compress(frames.tobytes())` of uint8 [T, size, size] frames
+      (any zlib level).
+    shape: (T, size, size).
+  """
+  data: bytes
+  shape: tuple[int, int, int]
+
+  @classmethod
+  def from_array(cls, frames: np.ndarray) -> 'EncodedFrames':
+    return cls(zlib.compress(np.ascontiguousarray(frames).tobytes()),
+               tuple(int(d) for d in frames.shape))
+
+
 class InvalidExampleError(ValueError):
   """An example handed to the writer does not follow the record format."""
 
@@ -74,7 +101,7 @@ class DatasetExistsError(ValueError):
 
 
 def gait_features(frame_size: int = FRAME_SIZE) -> tfds.features.FeaturesDict:
-  """Returns the TFDS features of one gait sequence record."""
+  """Returns the TFDS features of one gait sequence record (as stored)."""
   return tfds.features.FeaturesDict({
       'frames': tfds.features.Tensor(
           shape=(None, frame_size, frame_size),
@@ -121,27 +148,34 @@ def validate_example(
         f'{where}: missing keys {missing}, unknown keys {unknown}; expected '
         f'exactly {list(EXAMPLE_KEYS)}')
   frames = example['frames']
-  if not isinstance(frames, np.ndarray):
+  if isinstance(frames, EncodedFrames):
+    if not isinstance(frames.data, bytes) or not frames.data:
+      raise InvalidExampleError(
+          f"{where}: EncodedFrames 'data' must be non-empty bytes")
+    shape = tuple(frames.shape)
+  elif isinstance(frames, np.ndarray):
+    if frames.dtype != np.uint8:
+      raise InvalidExampleError(
+          f"{where}: 'frames' must have dtype uint8, got {frames.dtype}")
+    shape = frames.shape
+  else:
     raise InvalidExampleError(
-        f"{where}: 'frames' must be a numpy array, got "
+        f"{where}: 'frames' must be a numpy array or EncodedFrames, got "
         f'{type(frames).__name__}')
-  if frames.dtype != np.uint8:
-    raise InvalidExampleError(
-        f"{where}: 'frames' must have dtype uint8, got {frames.dtype}")
-  if (frames.ndim != 3 or frames.shape[0] < 1
-      or frames.shape[1:] != (frame_size, frame_size)):
+  if (len(shape) != 3 or shape[0] < 1
+      or tuple(shape[1:]) != (frame_size, frame_size)):
     raise InvalidExampleError(
         f"{where}: 'frames' must have shape [T, {frame_size}, {frame_size}] "
-        f'with T >= 1, got {list(frames.shape)}')
+        f'with T >= 1, got {list(shape)}')
   length = example['length']
   if (isinstance(length, (bool, np.bool_))
       or not isinstance(length, (int, np.integer))):
     raise InvalidExampleError(
         f"{where}: 'length' must be an int, got {type(length).__name__}")
-  if int(length) != frames.shape[0]:
+  if int(length) != shape[0]:
     raise InvalidExampleError(
         f"{where}: 'length' is {int(length)} but 'frames' has "
-        f'{frames.shape[0]} frames')
+        f'{shape[0]} frames')
   out = {'frames': frames, 'length': int(length)}
   for k in TEXT_KEYS:
     value = example[k]
@@ -152,6 +186,32 @@ def validate_example(
           f'{where}: {k!r} must be a non-empty string, got {example[k]!r}')
     out[k] = value
   return out
+
+
+def _accepting_encoded_frames(
+    features: tfds.features.FeaturesDict) -> tfds.features.FeaturesDict:
+  """Lets the 'frames' feature of `features` take `EncodedFrames`.
+
+  Only this writer's instance is changed (the stored feature description is
+  still a plain zlib Tensor): `EncodedFrames` becomes what the Tensor's own
+  encoding returns for the array (its compressed bytes, with the shape only
+  where more than one dimension is unknown); arrays are encoded as before.
+  """
+  feature = features['frames']
+  encode_array = feature.encode_example
+  # As in Tensor.encode_example: the shape is stored too only when more than
+  # one dimension is unknown (not for [None, size, size]).
+  with_shape = bool(getattr(feature, '_dynamic_shape', False))
+
+  def encode_example(value):
+    if isinstance(value, EncodedFrames):
+      if with_shape:
+        return {'value': value.data, 'shape': tuple(value.shape)}
+      return value.data
+    return encode_array(value)
+
+  feature.encode_example = encode_example
+  return features
 
 
 def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,7 +259,7 @@ def _make_builder_class(
     return tfds.core.DatasetInfo(
         builder=self,
         description=description,
-        features=gait_features(frame_size),
+        features=_accepting_encoded_frames(gait_features(frame_size)),
         metadata=tfds.core.MetadataDict(),
     )
 
@@ -298,6 +358,25 @@ def _check_reusable(
         'delete that directory to rebuild it.')
 
 
+def _remove_unfinished(name_dir: str, version: str) -> None:
+  """Deletes TFDS's `incomplete.*_<version>` dirs left by a killed writer.
+
+  TFDS writes into such a directory and renames it when done, so one that
+  exists while no finished dataset does is the remains of an interrupted
+  run (two writers into the same directory at once are not supported).
+  """
+  if not os.path.isdir(name_dir):
+    return
+  stale = [e.path for e in os.scandir(name_dir)
+           if e.is_dir() and e.name.startswith('incomplete.')
+           and e.name.endswith('_' + version)]
+  for path in stale:
+    shutil.rmtree(path)
+  if stale:
+    print(f'Removed {len(stale)} unfinished shard directory(ies) of an '
+          f'interrupted run: {", ".join(sorted(stale))}')
+
+
 def write_gait_dataset(
     name: str,
     data_dir: str,
@@ -346,6 +425,7 @@ def write_gait_dataset(
     print(f'Reusing gait dataset {dataset_dir}')
     return dataset_dir
 
+  _remove_unfinished(os.path.join(os.fspath(data_dir), name), version)
   counts: dict[str, int] = {}
   builder_cls = _make_builder_class(
       name, version, description, frame_size, split_examples, metadata,

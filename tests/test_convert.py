@@ -11,7 +11,9 @@ import pytest
 
 from data_prep import convert
 from data_prep import partitions
+from data_prep import png_gray
 from data_prep import raw_sources
+from data_prep import seq_cache
 from data_prep import tfds_writer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,25 +162,85 @@ def test_rerun_and_restart_give_identical_records(tmp_path):
   for f in files:
     assert open(os.path.join(first, f), 'rb').read() == before[f]
 
-  # A run stopped after 3 sequences, with a leftover temporary file and a
-  # truncated cache entry, then restarted.
+  # A run stopped after 3 sequences, with a leftover temporary file, a
+  # truncated cache entry and one with damaged frames, then restarted.
   cache = str(tmp_path / 'cache')
   with pytest.raises(convert.ConversionInterrupted):
     convert.convert('casia_b', raw, str(tmp_path / 'b'), workers=2,
                     cache_dir=cache, stop_after=3)
   cached = sorted(os.path.join(d, f) for d, _, fs in os.walk(cache)
-                  for f in fs if f.endswith('.npz'))
+                  for f in fs if f.endswith(seq_cache.SUFFIX))
   assert 3 <= len(cached) < 14
   assert not os.path.exists(os.path.join(tmp_path, 'b', 'casia_b'))
   with open(cached[0] + '.tmp999', 'wb') as f:
     f.write(b'partial')
   with open(cached[1], 'r+b') as f:
     f.truncate(20)
+  with open(cached[2], 'r+b') as f:
+    f.seek(-3, os.SEEK_END)
+    f.write(b'\0\0\0')
   second = convert.convert('casia_b', raw, str(tmp_path / 'b'), workers=1,
                            cache_dir=cache)
   assert_same_records(read_records(first), read_records(second))
   assert (tfds_writer.read_gait_metadata(first)
           == tfds_writer.read_gait_metadata(second))
+  # The shards themselves are the same bytes.
+  shards = sorted(f for f in files if '.array_record' in f)
+  assert shards
+  for f in shards:
+    assert open(os.path.join(second, f), 'rb').read() == before[f]
+
+
+def test_encoded_frames_are_written_as_they_are(tmp_path, monkeypatch):
+  """Cached (pre-compressed) frames give the records that arrays give."""
+  rng = np.random.default_rng(1)
+  seqs = {f'{i:03d}': (rng.random((int(rng.integers(1, 5)), 64, 64)) < 0.3
+                       ).astype(np.uint8) * 255 for i in range(6)}
+  meta = dict(protocol='casia_b', views=['000'], types=['nm-01'],
+              train_subjects=sorted(seqs), test_subjects=[], report={})
+
+  def examples(encode):
+    return [(k, dict(frames=encode(v), subject=k, type='nm-01', view='000',
+                     length=len(v))) for k, v in seqs.items()]
+
+  backends = ['zlib'] + (['libdeflate'] if png_gray.deflate_module() else [])
+  dirs = {'array': tfds_writer.write_gait_dataset(
+      'enc', str(tmp_path / 'array'), {'train': examples(lambda v: v)}, meta)}
+  for backend in backends:
+    monkeypatch.setattr(seq_cache, 'COMPRESS', backend)
+    dirs[backend] = tfds_writer.write_gait_dataset(
+        'enc', str(tmp_path / backend), {'train': examples(
+            lambda v: tfds_writer.EncodedFrames(
+                seq_cache.compress(v.tobytes()), v.shape))}, meta)
+  for ddir in dirs.values():
+    src = tfds_writer.open_gait_source(ddir, 'train')
+    got = {src[i]['subject'].decode(): src[i] for i in range(len(src))}
+    assert got.keys() == seqs.keys()
+    for k, v in seqs.items():
+      np.testing.assert_array_equal(got[k]['frames'], v)
+      assert got[k]['length'] == len(v)
+  # With zlib, the cached bytes are exactly TFDS's own encoding.
+  shards = [f for f in os.listdir(dirs['array']) if '.array_record' in f]
+  for f in shards:
+    assert (open(os.path.join(dirs['array'], f), 'rb').read()
+            == open(os.path.join(dirs['zlib'], f), 'rb').read())
+  bad = tfds_writer.EncodedFrames(b'x', (2, 64, 32))
+  with pytest.raises(tfds_writer.InvalidExampleError, match='shape'):
+    tfds_writer.write_gait_dataset(
+        'enc', str(tmp_path / 'bad'), {'train': [('a', dict(
+            frames=bad, subject='a', type='nm-01', view='000', length=2))]},
+        meta)
+
+
+def test_workers_import_no_heavy_modules():
+  """The pool's entry point loads neither TFDS, TensorFlow, JAX nor absl."""
+  code = ('import sys; from data_prep import convert, seq_cache; '
+          'print(sorted({m.split(".")[0] for m in sys.modules}))')
+  out = subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True,
+                       capture_output=True, text=True).stdout
+  loaded = set(eval(out))  # pylint: disable=eval-used
+  assert not loaded & {'tensorflow', 'tensorflow_datasets', 'jax', 'flax',
+                       'absl', 'tqdm', 'gait_jax'}, loaded
 
 
 def make_oumvlp_trees(root):
