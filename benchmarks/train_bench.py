@@ -82,6 +82,7 @@ import torch
 import torch.nn.functional as F
 
 from gait_jax import optim
+from gait_jax.models import conv
 from gait_jax import parallel
 from gait_jax import train
 
@@ -596,10 +597,14 @@ def main():
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--peak_tflops', type=float, default=0.0,
                       help='Peak TFLOP/s of one device for the MFU.')
+  parser.add_argument('--conv_kernel_grad', default='auto',
+                      choices=('auto', 'taps', 'xla'),
+                      help='gait_jax.models.conv.kernel_grad_mode (CPU).')
   parser.add_argument('--update_docs', action='store_true',
                       help='Write the results into docs/benchmarks.md.')
   args = parser.parse_args()
   size = SIZES[args.size]
+  conv.kernel_grad_mode = args.conv_kernel_grad
   names = [m.strip() for m in args.models.split(',') if m.strip()]
   for name in names:
     check_supported(name, size)

@@ -106,3 +106,22 @@ def test_conv2d_in_bfloat16_keeps_dtype_and_is_close():
   dk_ref = jax.grad(f, argnums=1)(x, kernel)
   assert dk.dtype == jnp.bfloat16
   assert _rel(dk.astype(jnp.float32), dk_ref) < 3e-2
+
+
+@pytest.mark.parametrize('mode', ['taps', 'xla'])
+def test_kernel_grad_modes_agree(mode, monkeypatch):
+  monkeypatch.setattr(conv, 'kernel_grad_mode', mode)
+  x = jax.random.normal(jax.random.PRNGKey(7), (2, 40, 30, 2))
+  kernel = jax.random.normal(jax.random.PRNGKey(8), (3, 3, 2, 3))
+  padding = ((1, 1), (1, 1))
+  f = lambda k: jnp.sum(jnp.sin(conv.conv2d(x, k, (1, 1), padding)))
+  g = lambda k: jnp.sum(jnp.sin(_lax_conv(x, k, (1, 1), padding)))
+  assert _rel(jax.grad(f)(kernel), jax.grad(g)(kernel)) < 1e-5
+
+
+def test_unknown_kernel_grad_mode_is_named(monkeypatch):
+  monkeypatch.setattr(conv, 'kernel_grad_mode', 'fast')
+  x = jnp.ones((1, 4, 4, 1))
+  with pytest.raises(ValueError, match="'fast'.*auto, taps, xla"):
+    jax.grad(lambda k: jnp.sum(conv.conv2d(x, k, (1, 1), ((1, 1),) * 2)))(
+        jnp.ones((3, 3, 1, 1)))

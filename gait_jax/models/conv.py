@@ -32,6 +32,12 @@ conv_init = nn.initializers.xavier_uniform()
 
 _DIMS = ('NHWC', 'HWIO', 'NHWC')
 
+# How `conv2d` takes its kernel gradient on CPUs: 'auto' (tap matmuls where
+# they measured faster, see `_taps_pay_off`), 'taps' (always) or 'xla'
+# (never). Read when a function is traced; other platforms always use XLA's.
+KERNEL_GRAD_MODES = ('auto', 'taps', 'xla')
+kernel_grad_mode = 'auto'
+
 
 def _xla_conv(x: Array, kernel: Array, strides: tuple[int, int],
               padding: tuple[tuple[int, int], tuple[int, int]]) -> Array:
@@ -108,7 +114,13 @@ def _conv2d_bwd(strides, padding, residuals, dy):
   (dx,) = input_vjp(dy)
   _, kernel_vjp = jax.vjp(lambda k_: _xla_conv(x, k_, strides, padding),
                           kernel)
-  if not _taps_pay_off(x.shape[-1], dy.shape[1] * dy.shape[2]):
+  if kernel_grad_mode not in KERNEL_GRAD_MODES:
+    raise ValueError(f'conv.kernel_grad_mode={kernel_grad_mode!r}; valid: '
+                     f'{", ".join(KERNEL_GRAD_MODES)}.')
+  use_taps = (kernel_grad_mode == 'taps' or (
+      kernel_grad_mode == 'auto'
+      and _taps_pay_off(x.shape[-1], dy.shape[1] * dy.shape[2])))
+  if not use_taps:
     return dx, kernel_vjp(dy)[0]
   dk = jax.lax.platform_dependent(
       x, dy,
