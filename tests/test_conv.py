@@ -125,3 +125,26 @@ def test_unknown_kernel_grad_mode_is_named(monkeypatch):
   with pytest.raises(ValueError, match="'fast'.*auto, taps, xla"):
     jax.grad(lambda k: jnp.sum(conv.conv2d(x, k, (1, 1), ((1, 1),) * 2)))(
         jnp.ones((3, 3, 1, 1)))
+
+
+@pytest.mark.parametrize('shape', [(2, 6, 4, 3), (3, 2, 7, 5, 2)])
+def test_max_pool_2x2_matches_pytorch_with_ties(shape):
+  """Value and gradient equal PyTorch's max_pool2d, ties included (the
+  gradient goes to the first maximum of each window)."""
+  torch = pytest.importorskip('torch')
+  x = np.asarray(jax.random.normal(jax.random.PRNGKey(9), shape))
+  x = np.where(x < 0.3, 0.0, np.round(x, 1)).astype(np.float32)  # many ties
+  y, vjp = jax.vjp(conv.max_pool_2x2, jnp.asarray(x))
+  cot = np.asarray(jax.random.normal(jax.random.PRNGKey(10), y.shape))
+  (dx,) = vjp(jnp.asarray(cot))
+
+  lead = shape[:-3]
+  xt = torch.tensor(x.reshape((-1,) + shape[-3:])).permute(0, 3, 1, 2)
+  xt.requires_grad_(True)
+  yt = torch.nn.functional.max_pool2d(xt, 2, 2)
+  yt.backward(torch.tensor(cot.reshape((-1,) + y.shape[-3:])).permute(
+      0, 3, 1, 2))
+  y_ref = yt.detach().permute(0, 2, 3, 1).numpy().reshape(y.shape)
+  dx_ref = xt.grad.permute(0, 2, 3, 1).numpy().reshape(lead + shape[-3:])
+  np.testing.assert_array_equal(np.asarray(y), y_ref)
+  np.testing.assert_array_equal(np.asarray(dx), dx_ref)

@@ -53,7 +53,7 @@ class Plain(nn.Module):
       if kind == 'M':
         if i == 0:
           raise ValueError('The first Plain layer must be a convolution.')
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = conv.max_pool_2x2(x)
         index += 1
         continue
       kernel, pad = (5, 2) if i == 0 else (3, 1)

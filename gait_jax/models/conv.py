@@ -204,3 +204,47 @@ class TimeFoldedConv3d(nn.Module):
                tuple(self.strides),
                ((ph, ph), (pw, pw)))  # [n * t, h', w', out]
     return y.reshape((n, t) + y.shape[1:])
+
+
+@jax.custom_vjp
+def _max_pool_windows(win: Array) -> Array:
+  """Max over axis -2 of `[..., 4, c]` windows; gradient to the first max."""
+  return jnp.max(win, axis=-2)
+
+
+def _max_pool_windows_fwd(win):
+  idx = jnp.argmax(win, axis=-2)  # [..., c], the first maximum.
+  return jnp.max(win, axis=-2), (idx, win.shape[-2])
+
+
+def _max_pool_windows_bwd(residuals, g):
+  idx, k = residuals
+  onehot = idx[..., None, :] == jnp.arange(k)[:, None]  # [..., k, c]
+  return (jnp.where(onehot, g[..., None, :], jnp.zeros((), g.dtype)),)
+
+
+_max_pool_windows.defvjp(_max_pool_windows_fwd, _max_pool_windows_bwd)
+
+
+def max_pool_2x2(x: Array) -> Array:
+  """2×2 max pooling with stride 2 over `[..., h, w, c]` (VALID, as PyTorch).
+
+  A reshape into 2×2 windows and a max, whose gradient goes to the first
+  maximum of each window in row-major order, as PyTorch's `max_pool2d`. On
+  XLA:CPU the gradient of `nn.max_pool` is a select-and-scatter that carries
+  index arrays as large as the input; this form is about 2× faster.
+
+  Args:
+    x: `[..., h, w, c]`; an odd last row or column is dropped.
+
+  Returns:
+    `[..., h // 2, w // 2, c]`.
+  """
+  *lead, h, w, c = x.shape
+  ho, wo = h // 2, w // 2
+  x = x[..., :2 * ho, :2 * wo, :]
+  win = x.reshape(*lead, ho, 2, wo, 2, c)
+  nl = len(lead)
+  win = jnp.moveaxis(win, nl + 1, nl + 2)  # [..., ho, wo, 2, 2, c]
+  win = win.reshape(*lead, ho, wo, 4, c)
+  return _max_pool_windows(win)

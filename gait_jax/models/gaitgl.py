@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gait_jax.models import conv
 from gait_jax.models import layers
 
 Array = jax.Array
@@ -241,14 +242,14 @@ class GaitGL(nn.Module):
     if deep:
       _, c1, c2, c3 = self.channels
       x = GLStage((c1, c1), 1, dtype=dt, name='GLConvA0')(x, mask)
-      x = nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2))
+      x = conv.max_pool_2x2(x)
       x = GLStage((c2, c2), 1, dtype=dt, name='GLConvA1')(x, mask)
       x = GLStage((c3, c3), 1, fm_sign_last=True, dtype=dt,
                   name='GLConvB2')(x, mask)
     else:
       _, c1, c2 = self.channels
       x = GLConv(c1, 3, dtype=dt, name='GLConvA0')(x, mask)
-      x = nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2))
+      x = conv.max_pool_2x2(x)
       x = GLConv(c2, 3, dtype=dt, name='GLConvA1')(x, mask)
       x = GLConv(c2, 3, fm_sign=True, dtype=dt, name='GLConvB2')(x, mask)
     # x: [n, t, 2 * h / 2, w / 2, c]

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gait_jax.models import conv
 from gait_jax.models import layers
 
 Array = jax.Array
@@ -47,7 +48,7 @@ class SetBlock(nn.Module):
                          name='2')(x)
     x = layers.leaky_relu(x)
     if self.pool:
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = conv.max_pool_2x2(x)
     return x
 
 
