@@ -109,24 +109,27 @@ def _conv2d_fwd(x, kernel, strides, padding):
 
 def _conv2d_bwd(strides, padding, residuals, dy):
   x, kernel = residuals
-  _, input_vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, strides, padding),
-                         x)
-  (dx,) = input_vjp(dy)
-  _, kernel_vjp = jax.vjp(lambda k_: _xla_conv(x, k_, strides, padding),
-                          kernel)
   if kernel_grad_mode not in KERNEL_GRAD_MODES:
     raise ValueError(f'conv.kernel_grad_mode={kernel_grad_mode!r}; valid: '
                      f'{", ".join(KERNEL_GRAD_MODES)}.')
   use_taps = (kernel_grad_mode == 'taps' or (
       kernel_grad_mode == 'auto'
       and _taps_pay_off(x.shape[-1], dy.shape[1] * dy.shape[2])))
-  if not use_taps:
-    return dx, kernel_vjp(dy)[0]
-  dk = jax.lax.platform_dependent(
-      x, dy,
-      cpu=lambda x_, dy_: _kernel_grad_by_taps(x_, dy_, kernel.shape,
-                                               strides, padding),
-      default=lambda x_, dy_: kernel_vjp(dy_)[0])
+  if not use_taps:  # XLA's gradients of both operands.
+    return jax.vjp(lambda x_, k_: _xla_conv(x_, k_, strides, padding),
+                   x, kernel)[1](dy)
+
+  def xla_kernel_grad(x_, dy_):
+    return jax.vjp(lambda k_: _xla_conv(x_, k_, strides, padding),
+                   kernel)[1](dy_)[0]
+
+  def taps_kernel_grad(x_, dy_):
+    return _kernel_grad_by_taps(x_, dy_, kernel.shape, strides, padding)
+
+  (dx,) = jax.vjp(lambda x_: _xla_conv(x_, kernel, strides, padding),
+                  x)[1](dy)
+  dk = jax.lax.platform_dependent(x, dy, cpu=taps_kernel_grad,
+                                  default=xla_kernel_grad)
   return dx, dk
 
 
