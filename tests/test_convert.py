@@ -363,3 +363,34 @@ def test_beam_path(tmp_path):
   assert_same_records(read_records(pool), read_records(beam))
   assert (tfds_writer.read_gait_metadata(pool)
           == tfds_writer.read_gait_metadata(beam))
+
+
+def test_renderer_silhouettes_in_raw_frames(tmp_path):
+  """Raw 320×240 frames made of the synthetic renderer's silhouettes (each
+  pasted at a walking offset) convert to the rule's exact pixels."""
+  from data_prep.synthetic import render  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  images = {}
+  for sid in ('002', '080'):
+    identity = render.sample_identity(rng)
+    for typ in ('nm-01', 'bg-01', 'cl-01'):
+      sils = render.render_sequence(identity, typ, 54.0, 6, rng,
+                                    size=180)  # [6, 180, 180]
+      frames = []
+      for f, sil in enumerate(sils):
+        img = np.zeros((240, 320), np.uint8)
+        left = 10 + 12 * f
+        img[40:220, left:left + 180] = sil
+        frames.append(img)
+      write_frames(os.path.join(tmp_path, 'raw', sid, typ, '054'),
+                   [(f'{sid}-{typ}-054-{f:03d}.png', im)
+                    for f, im in enumerate(frames)])
+      images[(sid, typ, '054')] = frames
+  ddir = convert.convert('casia_b', str(tmp_path / 'raw'),
+                         str(tmp_path / 'out'), workers=2)
+  by_key = keyed(read_records(ddir))
+  assert set(by_key) == set(images)
+  for key, frames in images.items():
+    want = np.stack([w for w in map(expected_frame, frames) if w is not None])
+    assert len(want) == 6
+    np.testing.assert_array_equal(by_key[key]['frames'], want)
