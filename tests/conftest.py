@@ -4,6 +4,7 @@ import os
 
 # Must happen before JAX initialises its backends.
 os.environ.setdefault('XLA_FLAGS', '')
+import gait_jax  # pylint: disable=g-import-not-at-top,unused-import  # XLA:CPU defaults.
 import jax  # pylint: disable=g-import-not-at-top
 
 jax.config.update('jax_num_cpu_devices', 4)

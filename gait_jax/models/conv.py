@@ -3,12 +3,13 @@
 `Conv2d` is a drop-in for a bias-free `nn.Conv` over NHWC frames (same
 `kernel` parameter `[kh, kw, in, out]`, same initialiser) whose backward pass
 computes the kernel gradient as one matmul per kernel tap on CPUs:
-`dW[i, j] = x_shift(i, j)^T @ dy` over all output pixels. XLA:CPU lowers the
-kernel gradient of a convolution as a convolution contracting over batch ×
-space after transposing the activations, which is 1.3–3.4× slower than the
-tap matmuls for late, small maps and for wide inputs. On other platforms the
-backward pass is XLA's own. Both give the same gradient up to float32
-summation order.
+`dW[i, j] = x_shift(i, j)^T @ dy` over all output pixels. With XLA's own
+CPU convolutions (the `gait_jax.xla_cpu` default) this pays off for 1×1
+kernels only, whose gradient is then a single matmul (1.3–3.1× faster than
+XLA's, measured at GaitBase's shortcut shapes); with jaxlib's YNNPACK
+convolutions it also paid off for wide inputs and small maps. On other
+platforms the backward pass is XLA's own. Both give the same gradient up to
+float32 summation order.
 
 `TimeFoldedConv3d` computes a 3-D convolution with temporal stride 1 as one
 2-D convolution over frames whose channels hold the temporal taps.
@@ -76,14 +77,14 @@ def _kernel_grad_by_taps(x: Array, dy: Array, kernel_shape: Sequence[int],
   return jnp.stack(taps).reshape(kh, kw, c, o).astype(x.dtype)
 
 
-def _taps_pay_off(in_channels: int, out_pixels: int) -> bool:
+def _taps_pay_off(kernel_shape: Sequence[int]) -> bool:
   """Whether tap matmuls beat XLA:CPU's kernel gradient (measured).
 
-  They do for wide inputs and for small output maps (late stages, strips);
-  on large maps with few channels (the first layers) XLA's is as fast or
-  faster.
+  With XLA's own CPU convolutions they do for 1×1 kernels (one matmul, no
+  shifted copies); for 3×3 and 5×5 kernels XLA's gradient was 1.1–3.2×
+  faster at every shape of the five models (benchmarks/train_bench_layers.py).
   """
-  return in_channels >= 64 or out_pixels <= 1024
+  return kernel_shape[0] * kernel_shape[1] == 1
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -114,7 +115,7 @@ def _conv2d_bwd(strides, padding, residuals, dy):
                      f'{", ".join(KERNEL_GRAD_MODES)}.')
   use_taps = (kernel_grad_mode == 'taps' or (
       kernel_grad_mode == 'auto'
-      and _taps_pay_off(x.shape[-1], dy.shape[1] * dy.shape[2])))
+      and _taps_pay_off(kernel.shape)))
   if not use_taps:  # XLA's gradients of both operands.
     return jax.vjp(lambda x_, k_: _xla_conv(x_, k_, strides, padding),
                    x, kernel)[1](dy)
