@@ -116,22 +116,24 @@ def _conv2d_bwd(strides, padding, residuals, dy):
   use_taps = (kernel_grad_mode == 'taps' or (
       kernel_grad_mode == 'auto'
       and _taps_pay_off(kernel.shape)))
-  if not use_taps:  # XLA's gradients of both operands.
-    return jax.vjp(lambda x_, k_: _xla_conv(x_, k_, strides, padding),
-                   x, kernel)[1](dy)
 
-  def xla_kernel_grad(x_, dy_):
-    return jax.vjp(lambda k_: _xla_conv(x_, k_, strides, padding),
-                   kernel)[1](dy_)[0]
+  def xla_grads(x_, dy_):  # XLA's gradients of both operands.
+    return jax.vjp(lambda a, k: _xla_conv(a, k, strides, padding),
+                   x_, kernel)[1](dy_)
 
-  def taps_kernel_grad(x_, dy_):
-    return _kernel_grad_by_taps(x_, dy_, kernel.shape, strides, padding)
+  def cpu_grads(x_, dy_):
+    # The barrier makes the kernel gradient read the stored input. Without
+    # it XLA:CPU recomputes the input's producers (BatchNorm, ReLU,
+    # residual sums) inside the transpose that feeds the gradient
+    # convolution, in transposed order: 4x slower than a plain transpose.
+    x_ = jax.lax.optimization_barrier(x_)
+    if not use_taps:
+      return xla_grads(x_, dy_)
+    (dx,) = jax.vjp(lambda a: _xla_conv(a, kernel, strides, padding),
+                    x_)[1](dy_)
+    return dx, _kernel_grad_by_taps(x_, dy_, kernel.shape, strides, padding)
 
-  (dx,) = jax.vjp(lambda x_: _xla_conv(x_, kernel, strides, padding),
-                  x)[1](dy)
-  dk = jax.lax.platform_dependent(x, dy, cpu=taps_kernel_grad,
-                                  default=xla_kernel_grad)
-  return dx, dk
+  return jax.lax.platform_dependent(x, dy, cpu=cpu_grads, default=xla_grads)
 
 
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
