@@ -225,19 +225,3 @@ def test_batchnorm_axis_name_gives_global_statistics():
   np.testing.assert_allclose(y, ref_y, atol=1e-5)
   jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
                dict(state), dict(ref_state))
-
-
-@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
-def test_channel_sum_value_and_gradient(dtype):
-  """BatchNorm's reduction (a ones-vector product on CPUs) against NumPy."""
-  x = np.random.RandomState(0).randn(3, 5, 7, 6).astype(np.float32)
-  xd = jnp.asarray(x, dtype)
-  got = layers.channel_sum(xd)
-  assert got.dtype == jnp.float32 and got.shape == (6,)
-  want = np.asarray(xd, np.float64).sum(axis=(0, 1, 2))
-  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
-  w = np.arange(6, dtype=np.float32)
-  grad = jax.grad(lambda v: jnp.dot(layers.channel_sum(v), w))(xd)
-  assert grad.dtype == dtype
-  np.testing.assert_array_equal(np.asarray(grad, np.float32),
-                                np.broadcast_to(w, x.shape))

@@ -10,7 +10,6 @@ a Flax path by dropping the container segments `forward_block`, `feature` and
 compute dtype is the module attribute `dtype`.
 """
 
-import functools
 import math
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -288,43 +287,6 @@ def _l2_normalize(x: Array, axis: int, eps: float = 1e-12) -> Array:
   return x / jnp.maximum(norm, eps)
 
 
-def _sum_by_dot(v: Array) -> Array:
-  c = v.shape[-1]
-  ones = jnp.ones((v.size // c,), v.dtype)
-  return jnp.dot(ones, v.reshape(-1, c),
-                 preferred_element_type=jnp.float32)  # [c]
-
-
-def channel_sum(v: Array) -> Array:
-  """Sum of `[..., c]` over all axes but the last, in float32.
-
-  On CPUs a product with a ones vector (a YNNPACK matrix kernel, 1.7–4×
-  faster than XLA:CPU's reductions at BatchNorm sizes); elsewhere
-  `jnp.sum`. The gradient is the broadcast either way.
-  """
-  return _channel_sum(v, v.shape, v.dtype)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _channel_sum(v: Array, shape: tuple[int, ...], dtype: Any) -> Array:
-  del shape, dtype  # Only the backward pass needs them.
-  return jax.lax.platform_dependent(
-      v, cpu=_sum_by_dot,
-      default=lambda a: jnp.sum(a, axis=tuple(range(a.ndim - 1)),
-                                dtype=jnp.float32))
-
-
-def _channel_sum_fwd(v, shape, dtype):
-  return _channel_sum(v, shape, dtype), None
-
-
-def _channel_sum_bwd(shape, dtype, _, g):
-  return (jnp.broadcast_to(g.astype(dtype), shape),)
-
-
-_channel_sum.defvjp(_channel_sum_fwd, _channel_sum_bwd)
-
-
 class BatchNorm(nn.Module):
   """BatchNorm with PyTorch semantics over all axes but the last.
 
@@ -368,18 +330,19 @@ class BatchNorm(nn.Module):
                            lambda: jnp.ones((c,), jnp.float32))
     xf = x.astype(jnp.float32)
     if train:
+      axes = tuple(range(x.ndim - 1))
       if mask is None:
         weight = None
         count = jnp.asarray(math.prod(x.shape[:-1]), jnp.float32)
       else:
         weight = expand_mask(mask, x.ndim).astype(jnp.float32)
         count = jnp.sum(jnp.broadcast_to(weight, x.shape[:-1] + (1,)))
-      total = channel_sum(xf if weight is None else xf * weight)
+      total = jnp.sum(xf if weight is None else xf * weight, axis=axes)
       if self.axis_name is not None:
         total, count = jax.lax.psum((total, count), self.axis_name)
       mean = total / count
       sq = jnp.square(xf - mean)
-      sq = channel_sum(sq if weight is None else sq * weight)
+      sq = jnp.sum(sq if weight is None else sq * weight, axis=axes)
       if self.axis_name is not None:
         sq = jax.lax.psum(sq, self.axis_name)
       var = sq / count
