@@ -34,24 +34,24 @@ def _backends_initialized() -> bool:
   return xla_bridge.backends_are_initialized()
 
 
-def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> bool:
+def apply_defaults(environ: MutableMapping[str, str] | None = None) -> bool:
   """Adds the CPU convolution default to `XLA_FLAGS` if the user set none.
 
   Args:
-    environ: the environment to edit (the process's by default).
+    environ: the environment to edit; None for this process's, in which
+      case a warning says when JAX's backends already run (the flag is then
+      still added, for child processes, but this process keeps jaxlib's
+      default).
 
   Returns:
-    Whether the flag was added. Nothing is added when `XLA_FLAGS` already
-    names the flag; when JAX's backends are already initialised the flag is
-    still added (for child processes) and a warning says that this process
-    keeps jaxlib's default.
+    Whether the flag was added (not when `XLA_FLAGS` already names it).
   """
-  flags = environ.get('XLA_FLAGS', '')
+  env = os.environ if environ is None else environ
+  flags = env.get('XLA_FLAGS', '')
   if YNN_FUSION_FLAG.lstrip('-') in flags:
     return False
-  environ['XLA_FLAGS'] = f'{flags} {YNN_FUSION_FLAG}={YNN_FUSION_DEFAULT}'
-  environ['XLA_FLAGS'] = environ['XLA_FLAGS'].strip()
-  if environ is os.environ and _backends_initialized():
+  env['XLA_FLAGS'] = f'{flags} {YNN_FUSION_FLAG}={YNN_FUSION_DEFAULT}'.strip()
+  if environ is None and _backends_initialized():
     logging.warning(
         'gait_jax was imported after JAX initialised its backends, so this '
         'process keeps jaxlib\'s YNNPACK convolutions on CPU (1.3-2.1x '

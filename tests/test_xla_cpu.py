@@ -32,15 +32,14 @@ def test_user_choice_is_kept():
 
 
 def test_warns_when_backends_already_initialised(monkeypatch, caplog):
-  env = {}
-  monkeypatch.setattr(xla_cpu.os, 'environ', env)
+  monkeypatch.delenv('XLA_FLAGS', raising=False)  # Restored afterwards.
   monkeypatch.setattr(xla_cpu, '_backends_initialized', lambda: True)
   with caplog.at_level(logging.WARNING):
-    assert xla_cpu.apply_defaults(env)
+    assert xla_cpu.apply_defaults()
   assert 'Import gait_jax first' in caplog.text
 
 
-def _fusion_kinds(fn, *shapes) -> str:
+def _compiled_hlo(fn, *shapes) -> str:
   return jax.jit(fn).lower(*shapes).compile().as_text()
 
 
@@ -49,12 +48,12 @@ def test_convolutions_leave_ynnpack_and_dots_keep_it():
   if jax.default_backend() != 'cpu':
     pytest.skip('a CPU-only flag')
   s = jax.ShapeDtypeStruct
-  conv_hlo = _fusion_kinds(
+  conv_hlo = _compiled_hlo(
       lambda x, k: jax.lax.conv_general_dilated(
           x, k, (1, 1), ((1, 1), (1, 1)),
           dimension_numbers=('NHWC', 'HWIO', 'NHWC')),
       s((64, 32, 32, 32), jnp.float32), s((3, 3, 32, 32), jnp.float32))
-  dot_hlo = _fusion_kinds(jnp.dot, s((64, 64), jnp.float32),
+  dot_hlo = _compiled_hlo(jnp.dot, s((64, 64), jnp.float32),
                           s((64, 64), jnp.float32))
   assert 'convolution(' in conv_hlo and '__ynn_fusion' not in conv_hlo
   assert '__ynn_fusion' in dot_hlo
