@@ -36,7 +36,7 @@ bench: venv-dev
 	$(PY) benchmarks/loss_bench.py
 	$(PY) benchmarks/train_bench.py
 	cd benchmarks && ../$(PY) eval_bench.py --data_dir=../data
-	cd benchmarks && ../$(PY) input_bench.py --config=../configs/synthetic_demo.py --config.data.data_dir=../data
+	cd benchmarks && ../$(PY) input_bench.py --config=../configs/synthetic_demo.py --data_dir=../data
 	$(PY) benchmarks/convert_bench.py
 
 clean:

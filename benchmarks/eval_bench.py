@@ -21,11 +21,11 @@ import common  # pylint: disable=g-bad-import-order
 import jax
 import numpy as np
 
-from gait_jax import evaluate
 from gait_jax import models
 from gait_jax import parallel
 from gait_jax.data import pipeline
 from gait_jax.data.source import GaitSource
+from gait_jax.evaluation import extract
 
 
 def main():
@@ -49,7 +49,7 @@ def main():
   buckets = tuple(int(b) for b in args.buckets.split(','))
   sample = np.zeros((1, buckets[0], 64, 44), np.float32)
   variables = model.init(jax.random.key(0), sample)
-  embed = evaluate.make_embed_fn(model, mesh)
+  embed = extract.make_embed_fn(model, mesh)
 
   def run(batch_size: int) -> float:
     start = time.perf_counter()

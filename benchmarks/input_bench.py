@@ -10,27 +10,29 @@ same machine. The pipeline keeps up when the ratio is above 1; the target is 2.
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import time
 
 import common  # pylint: disable=g-bad-import-order
-from absl import app
-from absl import flags
 import jax
-from ml_collections import config_flags
 
-from gait_jax import optim
+from gait_jax import experiment
 from gait_jax import parallel
-from gait_jax import train
 from gait_jax.data import pipeline
 from gait_jax.data import sampling
 from gait_jax.data.source import GaitSource
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', 'configs/synthetic_demo.py', 'Experiment config.')
-_BATCHES = flags.DEFINE_integer('batches', 40, 'Batches read per setting.')
-_WORKERS = flags.DEFINE_multi_integer('workers', [0, 2],
-                                      'grain worker counts to measure.')
-_STEPS = flags.DEFINE_integer('steps', 10, 'Train steps timed.')
+
+def load_config(spec: str):
+  """``path/to/config.py[:arg]`` → the config its ``get_config(arg)`` returns."""
+  path, _, arg = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('bench_config', path)
+  if module_spec is None:
+    raise FileNotFoundError(f'--config={spec!r}: no config file at {path!r}.')
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg)
 
 
 def _loader(config):
@@ -57,17 +59,11 @@ def _input_rate(loader, workers: int, batches: int) -> float:
 
 
 def _step_rate(config, loader, num_classes: int, steps: int) -> float:
-  mesh = parallel.make_mesh()
-  model = train.build_model(config, num_classes, parallel.DATA_AXIS)
-  schedule = optim.make_schedule(config.optim, config.schedule, 100)
-  tx = optim.make_optimizer(config.optim, schedule)
-  state = train.init_state(model, tx, config, mesh)
-  step = parallel.shard_step(
-      train.make_step_fn(model, tx, schedule, config.loss, config.data.k,
-                         train.compute_dtype(config)), mesh)
+  run = experiment.build_training(config, num_classes)
+  state, step = run.state, run.step
   host = loader(0)
   batch = parallel.host_to_global(
-      mesh, {k: host[k] for k in ('sils', 'labels', 'mask')})
+      run.mesh, {k: host[k] for k in ('sils', 'labels', 'mask')})
   state, metrics = step(state, batch)  # Compile.
   jax.block_until_ready(metrics)
   start = time.perf_counter()
@@ -77,20 +73,34 @@ def _step_rate(config, loader, num_classes: int, steps: int) -> float:
   return steps / (time.perf_counter() - start)
 
 
-def main(argv):
-  del argv
-  config = _CONFIG.value
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--config', default='configs/synthetic_demo.py',
+                      help='Experiment config file[:arg].')
+  parser.add_argument('--data_dir', default=None,
+                      help='Where the synthetic dataset is built (default: '
+                      "the config's data.data_dir).")
+  parser.add_argument('--batches', type=int, default=40,
+                      help='Batches read per setting.')
+  parser.add_argument('--workers', type=int, nargs='+', default=[0, 2],
+                      help='grain worker counts to measure.')
+  parser.add_argument('--steps', type=int, default=10,
+                      help='Train steps timed.')
+  args = parser.parse_args()
+  config = load_config(args.config)
+  if args.data_dir:
+    config.data.data_dir = args.data_dir
   loader, num_classes = _loader(config)
-  steps_per_s = _step_rate(config, loader, num_classes, _STEPS.value)
+  steps_per_s = _step_rate(config, loader, num_classes, args.steps)
   print(f'machine: {common.machine()}')
   print(f'config: {config.model.name}/{config.model.variant}, P×K='
         f'{config.data.p}×{config.data.k}, {config.data.num_frames} frames')
   print(f'train step consumes {steps_per_s:8.2f} batches/s')
-  for workers in _WORKERS.value:
-    rate = _input_rate(loader, workers, _BATCHES.value)
+  for workers in args.workers:
+    rate = _input_rate(loader, workers, args.batches)
     print(f'grain pipeline, {workers} workers: {rate:8.2f} batches/s '
           f'-> {rate / steps_per_s:.2f}x the step rate')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  main()

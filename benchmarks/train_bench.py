@@ -1,8 +1,9 @@
 r"""Train-step throughput and compile time, JAX vs PyTorch, for every model.
 
-The JAX side is the trainer's own step: `train.make_step_fn` mapped with
-`parallel.shard_step` over the visible devices, with the loss and optimizer of
-the model's CASIA-B recipe (``configs/<model>_casia_b.py``): OpenGait's
+The JAX side is the trainer's own step, built by `experiment.build_training`
+(`train_step.make_step_fn` mapped with `parallel.shard_step` over the visible
+devices), with the loss and optimizer of the model's CASIA-B recipe
+(``configs/<model>_casia_b.py``): OpenGait's
 batch-all triplet loss, plus the cross-entropy term for GaitGL, Baseline and
 GaitBase, and SGD (momentum 0.9) or Adam with PyTorch's L2 weight decay.
 
@@ -81,10 +82,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gait_jax import optim
-from gait_jax.models import conv
+from gait_jax import experiment
 from gait_jax import parallel
-from gait_jax import train
 
 sys.path.append(os.path.join(common.REPO, 'tests'))
 import torch_mirrors  # pylint: disable=g-bad-import-order,wrong-import-position
@@ -240,22 +239,14 @@ class JaxStep:
   """The trainer's sharded step, compiled ahead of the first call."""
 
   def __init__(self, config, num_classes: int, host_batch):
-    mesh = parallel.make_mesh()
-    parallel.check_batch_divisible(len(host_batch['labels']), mesh)
-    self.devices = mesh.size
-    self.model = train.build_model(config, num_classes,
-                                   axis_name=parallel.DATA_AXIS)
-    schedule = optim.make_schedule(config.optim, config.schedule,
-                                   config.train.num_steps)
-    tx = optim.make_optimizer(config.optim, schedule)
-    self.state = train.init_state(self.model, tx, config, mesh)
-    self.params = sum(x.size for x in jax.tree.leaves(self.state.params))
-    step = parallel.shard_step(
-        train.make_step_fn(self.model, tx, schedule, config.loss,
-                           config.data.k, train.compute_dtype(config)), mesh)
-    self.batch = parallel.host_to_global(mesh, host_batch)
+    run = experiment.build_training(config, num_classes)
+    self.devices = run.mesh.size
+    self.model = run.model
+    self.state = run.state
+    self.params = run.num_params
+    self.batch = parallel.host_to_global(run.mesh, host_batch)
     start = time.perf_counter()
-    self.compiled = step.lower(self.state, self.batch).compile()
+    self.compiled = run.step.lower(self.state, self.batch).compile()
     self.compile_s = time.perf_counter() - start
     self.flops = _xla_flops(self.compiled) * self.devices
     self.metrics = None
@@ -599,12 +590,15 @@ def main():
                       help='Peak TFLOP/s of one device for the MFU.')
   parser.add_argument('--conv_kernel_grad', default='auto',
                       choices=('auto', 'taps', 'xla'),
-                      help='gait_jax.models.conv.kernel_grad_mode (CPU).')
+                      help='config.model.conv_kernel_grad: the kernel '
+                      'gradient of the CPU-tuned 2-D convolutions.')
   parser.add_argument('--update_docs', action='store_true',
                       help='Write the results into docs/benchmarks.md.')
   args = parser.parse_args()
   size = SIZES[args.size]
-  conv.kernel_grad_mode = args.conv_kernel_grad
+  size = dataclasses.replace(size, overrides={
+      name: {**size.overrides.get(name, {}),
+             'conv_kernel_grad': args.conv_kernel_grad} for name in MODELS})
   names = [m.strip() for m in args.models.split(',') if m.strip()]
   for name in names:
     check_supported(name, size)

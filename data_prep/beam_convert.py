@@ -8,6 +8,8 @@ millions of PNGs) can run as a Beam pipeline instead of a local process pool:
 direct_num_workers=32,direct_running_mode=multi_processing"
 
 or from Python, `convert.convert(..., pretreat=beam_pretreat_fn(options))`.
+This module needs only `seq_cache` (the tasks and the worker function);
+`convert` imports it, never the other way round.
 Each element is one sequence; a worker pretreats it and writes its cache file
 atomically, exactly like the pool, so Beam and pool runs share the cache and
 a failed or cancelled pipeline resumes where it stopped. The TFDS shards are
@@ -26,7 +28,7 @@ import importlib.util
 import os
 from typing import Callable, Sequence
 
-from data_prep import convert
+from data_prep import seq_cache
 
 
 def beam_available() -> bool:
@@ -53,7 +55,7 @@ def parse_options(options: str | Sequence[str] | None) -> list[str]:
           for o in (i.strip() for i in items) if o]
 
 
-def run_beam_pretreatment(tasks: Sequence[convert.Task],
+def run_beam_pretreatment(tasks: Sequence[seq_cache.Task],
                           options: str | Sequence[str] | None = None) -> int:
   """Pretreats the tasks whose cache file is missing in a Beam pipeline.
 
@@ -74,7 +76,7 @@ def run_beam_pretreatment(tasks: Sequence[convert.Task],
     _ = (p
          | 'Sequences' >> beam.Create(todo)
          | 'Spread' >> beam.Reshuffle()
-         | 'Pretreat' >> beam.Map(convert.process_task))
+         | 'Pretreat' >> beam.Map(seq_cache.process_task))
   missing = [t.ref.key for t in todo if not os.path.exists(t.cache_path)]
   if missing:
     raise RuntimeError(f'The Beam pipeline finished but {len(missing)} '
@@ -83,7 +85,7 @@ def run_beam_pretreatment(tasks: Sequence[convert.Task],
 
 
 def beam_pretreat_fn(options: str | Sequence[str] | None = None
-                     ) -> Callable[[list[convert.Task]], int]:
+                     ) -> Callable[[list[seq_cache.Task]], int]:
   """A `pretreat` hook for `convert.convert` that runs Beam with `options`."""
   _require_beam()
   return lambda tasks: run_beam_pretreatment(tasks, options)

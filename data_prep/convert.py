@@ -14,8 +14,14 @@ Stages:
    (protocol, views, types, subjects) and a report of everything that was
    skipped and why (also printed).
 
+Directories whose names do not fit the layout (an unknown view, a subject id
+that is not one) and files that are not PNG frames are skipped and counted
+in the report rather than stopping the conversion (see `raw_sources`).
+
 Re-running on a finished output reuses it; a restarted run gives the same
-records as an uninterrupted one.
+records as an uninterrupted one, and two conversions of the same tree (in
+any processes, with any number of workers, on the same software versions)
+write byte-identical files.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import re
 import time
 from typing import Any, Callable, Sequence
 
+from data_prep import beam_convert
 from data_prep import partitions
 from data_prep import pretreatment
 from data_prep import raw_sources
@@ -55,8 +61,10 @@ process_task = seq_cache.process_task
 
 
 def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef) -> str:
-  """Cache file of a sequence; the name carries a hash of its file names."""
-  names = '\n'.join(os.path.basename(f) for f in ref.files)
+  """Cache file of a sequence; the name carries a hash of its file names
+  and of the pretreatment rule version."""
+  names = '\n'.join([f'rule {pretreatment.RULE_VERSION}']
+                    + [os.path.basename(f) for f in ref.files])
   digest = hashlib.sha1(names.encode()).hexdigest()[:10]
   return os.path.join(cache_dir, ref.subject,
                       f'{ref.type}_{ref.view}_{digest}{seq_cache.SUFFIX}')
@@ -103,16 +111,6 @@ def pretreat_all(tasks: Sequence[Task], workers: int, *,
         pool.terminate()
         pool.join()
   return done
-
-
-def _infer_protocol(refs: Sequence[raw_sources.SequenceRef]) -> str:
-  types = {r.type for r in refs}
-  if types <= set(raw_sources.CASIA_B_TYPES):
-    return 'casia_b'
-  if all(re.fullmatch(r'\d{2}', t) for t in types):
-    return 'oumvlp'
-  raise ValueError(f'Cannot infer the protocol from types {sorted(types)[:8]}'
-                   ': pass --protocol and --partition')
 
 
 def _capped(items: list[Any]) -> dict[str, Any]:
@@ -165,6 +163,9 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
   ignored: dict[str, list[str]] = {}
   for path, reason in scan.ignored:
     ignored.setdefault(reason, []).append(path)
+  dirs: dict[str, list[str]] = {}
+  for path, reason in scan.skipped_dirs:
+    dirs.setdefault(reason, []).append(path)
   report = {
       'sequences_found': len(scan.sequences),
       'sequences_written': {s: len(t) for s, t in kept_tasks.items()},
@@ -173,6 +174,8 @@ def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
       'frames_skipped': dict(sorted(frame_reasons.items())),
       'frames_skipped_examples': frame_examples[:_LIST_LIMIT],
       'files_ignored': {k: _capped(v) for k, v in sorted(ignored.items())},
+      'directories_skipped': {k: _capped(v)
+                              for k, v in sorted(dirs.items())},
       NOT_IN_PARTITION: _capped(outside),
       'partition_subjects_missing': {k: _capped(v)
                                      for k, v in missing.items()},
@@ -194,6 +197,9 @@ def format_report(report: dict[str, Any]) -> str:
                    f"{v['items'][:3]}")
   for reason, v in report['files_ignored'].items():
     lines.append(f"  files ignored ({reason}): {v['count']}, e.g. "
+                 f"{v['items'][:3]}")
+  for reason, v in report.get('directories_skipped', {}).items():
+    lines.append(f"  directories skipped ({reason}): {v['count']}, e.g. "
                  f"{v['items'][:3]}")
   for key in (NOT_IN_PARTITION, f'sequences_shorter_than_{SHORT}'):
     if report[key]['count']:
@@ -228,9 +234,15 @@ def plan(dataset: str, raw_dir: str, cache_dir: str, *,
     the partition, partition subjects absent from the tree).
   """
   scan = raw_sources.scan(dataset, raw_dir)
-  if protocol is None:
-    protocol = (dataset if dataset != 'opengait_pkl'
-                else _infer_protocol(scan.sequences))
+  if dataset == 'opengait_pkl':
+    # The pickle layout takes any names: keep those of the protocol.
+    protocol = protocol or raw_sources.infer_protocol(scan.sequences)
+    scan = raw_sources.check_protocol_names(scan, protocol)
+    if not any(s.files for s in scan.sequences):
+      raise raw_sources.LayoutError(
+          f'No sequence of {raw_dir} has {protocol} names; skipped: '
+          f'{scan.skipped_dirs[:5]}')
+  protocol = protocol or dataset
   partition = partition or partitions.DEFAULT.get(protocol)
   if partition is None:
     raise ValueError(f'No default partition for protocol {protocol!r}: pass '
@@ -361,7 +373,6 @@ def main(argv: Sequence[str]) -> None:
   f = flags.FLAGS
   pretreat = None
   if f.beam_pipeline_options is not None:
-    from data_prep import beam_convert  # pylint: disable=g-import-not-at-top
     pretreat = beam_convert.beam_pretreat_fn(f.beam_pipeline_options)
   convert(f.dataset, f.raw_dir, f.out_dir, partition=f.partition,
           protocol=f.protocol, name=f.name, version=f.version,

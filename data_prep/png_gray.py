@@ -54,7 +54,7 @@ def deflate_module():
   return _deflate
 
 
-_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+SIGNATURE = b'\x89PNG\r\n\x1a\n'
 # Ancillary chunks that never change the pixel values of a grayscale decode.
 _HARMLESS = frozenset((b'tEXt', b'zTXt', b'iTXt', b'tIME', b'pHYs'))
 # cv2.integral's int32 sums stay exact up to this many pixels (x 255).
@@ -66,7 +66,7 @@ NONE, SUB, UP, AVERAGE, PAETH = 0, 1, 2, 3, 4  # PNG row filter types
 def _inflate(data: bytes) -> tuple[int, int, bytes] | None:
   """(height, width, filtered rows: H x (1 + W) bytes) of a plain 8-bit
   grayscale PNG, or None when the file is anything else."""
-  if data[:8] != _SIGNATURE:
+  if data[:8] != SIGNATURE:
     return None
   n = len(data)
   pos = 8
@@ -218,7 +218,7 @@ def _unfilter_band_opencv(h: int, w: int, rows: np.ndarray, c0: int, c1: int,
   narrow[:, 0] = rows[:, 0]
   narrow[:, 1:] = rows[:, 1 + c0:1 + c1]
   png = b''.join((
-      _SIGNATURE,
+      SIGNATURE,
       _chunk(b'IHDR', (c1 - c0).to_bytes(4, 'big') + h.to_bytes(4, 'big')
              + b'\x08\x00\x00\x00\x00'),
       _chunk(b'IDAT', zlib.compress(narrow.tobytes(), 0)),

@@ -15,7 +15,8 @@ converted datasets are interchangeable with the reference pipeline:
 Only NumPy and OpenCV are needed, so worker processes start quickly. Frames
 are read with `png_gray` where it applies (the same pixels as `cv2.imread`;
 a 320x240 silhouette sequence is pretreated 1.6x faster, 3.5x with the
-optional `deflate` package) and with OpenCV otherwise.
+optional `deflate` package) and with OpenCV otherwise. A file that holds
+another image format (a JPEG named '.png') is dropped and reported as such.
 """
 
 from __future__ import annotations
@@ -31,12 +32,37 @@ from data_prep import png_gray
 
 DARK_THRESHOLD = 10000  # frames with pixel sum <= this are dropped
 IMG_SIZE = 64
+# Raised with every change of the rules that can change what is kept for the
+# same files; part of the cache file names of `data_prep.convert`.
+RULE_VERSION = 2
 
 # Reasons a frame is dropped (keys of the conversion report).
 DARK = 'dark_frame'
 NO_CENTRE = 'no_x_centre'
 TOO_NARROW = 'too_narrow'
 CORRUPT = 'corrupt_image'
+NOT_PNG_DATA = 'not_png_data'  # another image format in a .png file
+
+# File signatures of image formats OpenCV reads besides PNG.
+_OTHER_FORMATS = (
+    (b'\xff\xd8\xff', 'jpeg'),
+    (b'BM', 'bmp'),
+    (b'GIF8', 'gif'),
+    (b'II*\0', 'tiff'),
+    (b'MM\0*', 'tiff'),
+    (b'RIFF', 'webp'),
+    (b'\0\0\0\x0cjP  ', 'jpeg2000'),
+    (b'\xff\x4f\xff\x51', 'jpeg2000'),
+)
+
+
+def other_format(data: bytes) -> str | None:
+  """The format of a non-PNG image file ('jpeg', 'bmp', ...) from its
+  first bytes, or None when it is a PNG or in no format known here."""
+  for signature, name in _OTHER_FORMATS:
+    if data.startswith(signature):
+      return name
+  return None
 
 
 def pretreat_frame(img: np.ndarray,
@@ -130,10 +156,12 @@ class Pretreated:
 def pretreat_files(paths: Sequence[str], size: int = IMG_SIZE) -> Pretreated:
   """Reads and pretreats the frame files of one sequence, in the given order.
 
-  Unreadable files are dropped with reason 'corrupt_image'. The pixels are
-  those of `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` (see
-  `read_foreground_rows`); once a frame that OpenCV reads is not a plain
-  grayscale PNG, the rest of the sequence is read with OpenCV directly.
+  Unreadable files are dropped with reason 'corrupt_image'; files that hold
+  another image format (e.g. a JPEG named '.png') with reason
+  'not_png_data: <format>'. The pixels are those of `cv2.imread(path,
+  cv2.IMREAD_GRAYSCALE)` (see `read_foreground_rows`); once a frame that
+  OpenCV reads is not a plain grayscale PNG, the rest of the sequence is
+  read with OpenCV directly.
 
   Args:
     paths: image files (PNG), already sorted.
@@ -145,7 +173,20 @@ def pretreat_files(paths: Sequence[str], size: int = IMG_SIZE) -> Pretreated:
   frames, skipped = [], []
   fast = True
   for path in paths:
-    rows = _png_gray_rows(path) if fast else None
+    try:
+      with open(path, 'rb') as f:
+        data = f.read()
+    except OSError:
+      data = b''
+    if not data.startswith(png_gray.SIGNATURE):
+      # Not a PNG: another image format (reported as such), or damaged.
+      kind = other_format(data)
+      if kind is None and data and _opencv_rows(path) is not None:
+        kind = 'other'
+      skipped.append((os.path.basename(path),
+                      f'{NOT_PNG_DATA}: {kind}' if kind else CORRUPT))
+      continue
+    rows = png_gray.decode_foreground_rows(data) if fast else None
     if rows is None:
       rows = _opencv_rows(path)
       # OpenCV read a file that png_gray does not decode: this sequence was

@@ -3,17 +3,23 @@
 Supported layouts (`scan(dataset, raw_dir)`):
 
   casia_b        <raw>/<sid 3 digits>/<type nm-01..06|bg-01..02|cl-01..02>/
-                   <view 3 digits>/*.png
+                   <view 000, 018, ..., 180>/*.png
   oumvlp         <raw>/Silhouette_<view>-<seq>/<sid 5 digits>/*.png   (as
                    distributed), or the rearranged <raw>/<sid>/<seq>/<view>/
-                   *.png (detected automatically)
+                   *.png (detected automatically); <seq> is 2 digits,
+                   <view> one of `OUMVLP_VIEWS`
   opengait_pkl   <raw>/<id>/<type>/<view>/<one>.pkl holding an already
                    pretreated uint8 [T, 64, 64] array
 
-A directory name that breaks the layout raises `LayoutError` naming the path
-and the expected pattern. Files that cannot be frames (non-PNG files, extra
-files between levels) and empty directories do not stop the scan: they are
-returned in `ScanResult.ignored` for the conversion report.
+A directory whose name does not fit the layout (a subject id that is not
+one, an unknown sequence type or view, a folder inside a sequence folder) is
+skipped with its whole subtree; files that cannot be frames (non-PNG files,
+extra files between levels) and empty directories are left out too. None of
+them stops the scan: they are returned in `ScanResult.skipped_dirs` and
+`ScanResult.ignored` with their reasons, for the conversion report. Pickle
+trees accept any names; `check_protocol_names` then skips the sequences
+whose names the protocol does not have. `LayoutError` is raised only when
+no frame file is found at all.
 """
 
 from __future__ import annotations
@@ -25,13 +31,39 @@ from typing import Iterator
 
 CASIA_B_TYPES = tuple([f'nm-{i:02d}' for i in range(1, 7)]
                       + ['bg-01', 'bg-02', 'cl-01', 'cl-02'])
+CASIA_B_VIEWS = tuple(f'{a:03d}' for a in range(0, 181, 18))
 OUMVLP_VIEWS = ('000', '015', '030', '045', '060', '075', '090', '180',
                 '195', '210', '225', '240', '255', '270')
 
+# Reasons a file is left out (keys of the conversion report).
 NOT_PNG = 'not_png'
 UNEXPECTED_FILE = 'unexpected_file'
 EMPTY_DIR = 'empty_dir'
 EXTRA_PKL = 'extra_pkl'
+# Reasons a directory (and everything under it) is skipped.
+BAD_SUBJECT = 'bad_subject_id'
+UNKNOWN_TYPE = 'unknown_type'
+UNKNOWN_VIEW = 'unknown_view'
+UNEXPECTED_DIR = 'unexpected_dir'
+
+
+@dataclasses.dataclass(frozen=True)
+class Names:
+  """The names of one protocol, as full-match regular expressions."""
+  subject: str
+  type: str
+  view: str
+
+
+def _any_of(names: tuple[str, ...]) -> str:
+  return '|'.join(re.escape(n) for n in names)
+
+
+PROTOCOL_NAMES = {
+    'casia_b': Names(r'\d{3}', _any_of(CASIA_B_TYPES),
+                     _any_of(CASIA_B_VIEWS)),
+    'oumvlp': Names(r'\d{5}', r'\d{2}', _any_of(OUMVLP_VIEWS)),
+}
 
 
 class LayoutError(ValueError):
@@ -60,9 +92,20 @@ class SequenceRef:
 
 @dataclasses.dataclass
 class ScanResult:
-  """Sequences found in a raw tree, and the paths that were not used."""
+  """Sequences found in a raw tree, and the paths that were not used.
+
+  Attributes:
+    sequences: the sequences, sorted by key.
+    ignored: (file or empty directory relative to the raw dir, reason).
+    skipped_dirs: (directory relative to the raw dir, reason) of every
+      directory skipped with its subtree.
+    layout: the layout the scan expected (for messages).
+  """
   sequences: list[SequenceRef]
-  ignored: list[tuple[str, str]]  # (path relative to raw dir, reason)
+  ignored: list[tuple[str, str]]
+  skipped_dirs: list[tuple[str, str]] = dataclasses.field(
+      default_factory=list)
+  layout: str = ''
 
 
 def _entries(path: str) -> tuple[list[str], list[str]]:
@@ -77,7 +120,7 @@ def _entries(path: str) -> tuple[list[str], list[str]]:
 
 
 class _Walker:
-  """Walks fixed-depth trees, checking names and collecting ignored paths."""
+  """Walks fixed-depth trees, checking names and collecting skipped paths."""
 
   def __init__(self, root: str, layout: str):
     if not os.path.isdir(root):
@@ -85,31 +128,37 @@ class _Walker:
     self.root = root
     self.layout = layout
     self.ignored: list[tuple[str, str]] = []
+    self.skipped_dirs: list[tuple[str, str]] = []
 
   def rel(self, path: str) -> str:
     return os.path.relpath(path, self.root)
 
-  def subdirs(self, path: str, pattern: str, what: str) -> list[str]:
-    """Checked sub-directory names; files at this level are ignored."""
+  def skip_dir(self, path: str, reason: str) -> None:
+    self.skipped_dirs.append((self.rel(path), reason))
+
+  def subdirs(self, path: str, pattern: str, reason: str) -> list[str]:
+    """Sub-directory names that fully match `pattern`.
+
+    The others are skipped with `reason`; files at this level are ignored.
+    """
     dirs, files = _entries(path)
     for f in files:
       self.ignored.append((self.rel(os.path.join(path, f)), UNEXPECTED_FILE))
-    for d in dirs:
-      if not re.fullmatch(pattern, d):
-        raise LayoutError(
-            f'Unexpected directory {os.path.join(path, d)}: expected a '
-            f'{what} (pattern {pattern!r}); layout {self.layout}')
     if not dirs and path != self.root:
       self.ignored.append((self.rel(path), EMPTY_DIR))
-    return dirs
+    kept = []
+    for d in dirs:
+      if re.fullmatch(pattern, d):
+        kept.append(d)
+      else:
+        self.skip_dir(os.path.join(path, d), reason)
+    return kept
 
   def frames(self, path: str) -> tuple[str, ...]:
-    """Sorted PNG files of a sequence directory; others are ignored."""
+    """Sorted PNG files of a sequence directory; others are left out."""
     dirs, files = _entries(path)
     for d in dirs:
-      raise LayoutError(
-          f'Unexpected directory {os.path.join(path, d)}: expected only '
-          f'frame files in a sequence directory; layout {self.layout}')
+      self.skip_dir(os.path.join(path, d), UNEXPECTED_DIR)
     pngs = []
     for f in files:
       if f.lower().endswith('.png') and f != 'gei.png':
@@ -118,71 +167,73 @@ class _Walker:
         self.ignored.append((self.rel(os.path.join(path, f)), NOT_PNG))
     return tuple(pngs)
 
+  def result(self, seqs: list[SequenceRef]) -> ScanResult:
+    return ScanResult(seqs, self.ignored, self.skipped_dirs, self.layout)
 
-def _three_level(walker: _Walker, patterns: tuple[str, str, str],
-                 what: tuple[str, str, str]) -> Iterator[tuple[str, ...]]:
+
+def _three_level(walker: _Walker, names: Names
+                 ) -> Iterator[tuple[str, str, str, str]]:
+  """(subject, type, view, path) of every <subject>/<type>/<view> folder."""
   root = walker.root
-  for a in walker.subdirs(root, patterns[0], what[0]):
+  for a in walker.subdirs(root, names.subject, BAD_SUBJECT):
     pa = os.path.join(root, a)
-    for b in walker.subdirs(pa, patterns[1], what[1]):
+    for b in walker.subdirs(pa, names.type, UNKNOWN_TYPE):
       pb = os.path.join(pa, b)
-      for c in walker.subdirs(pb, patterns[2], what[2]):
+      for c in walker.subdirs(pb, names.view, UNKNOWN_VIEW):
         yield a, b, c, os.path.join(pb, c)
 
 
 def scan_casia_b(raw_dir: str) -> ScanResult:
   """Scans a CASIA-B tree <sid>/<type>/<view>/*.png."""
-  layout = '<raw>/<sid: 3 digits>/<type: nm-01..06|bg-01..02|cl-01..02>/' \
-           '<view: 3 digits>/*.png'
+  layout = ('<raw>/<sid: 3 digits>/<type: nm-01..06|bg-01..02|cl-01..02>/'
+            '<view: 000..180 in steps of 18>/*.png')
   walker = _Walker(raw_dir, layout)
-  type_pattern = '|'.join(CASIA_B_TYPES)
-  seqs = []
-  for sid, typ, view, path in _three_level(
-      walker, (r'\d{3}', type_pattern, r'\d{3}'),
-      ('subject id', 'sequence type', 'view')):
-    seqs.append(SequenceRef(sid, typ, view, walker.frames(path)))
-  return ScanResult(seqs, walker.ignored)
+  seqs = [SequenceRef(sid, typ, view, walker.frames(path))
+          for sid, typ, view, path in _three_level(
+              walker, PROTOCOL_NAMES['casia_b'])]
+  return walker.result(seqs)
 
 
 def scan_oumvlp(raw_dir: str) -> ScanResult:
   """Scans an OUMVLP tree, as distributed or rearranged (auto-detected)."""
+  names = PROTOCOL_NAMES['oumvlp']
   dirs, _ = _entries(raw_dir) if os.path.isdir(raw_dir) else ([], [])
   if any(d.startswith('Silhouette_') for d in dirs):
-    layout = '<raw>/Silhouette_<view: 3 digits>-<seq: 2 digits>/' \
-             '<sid: 5 digits>/*.png'
+    layout = ('<raw>/Silhouette_<view>-<seq: 2 digits>/<sid: 5 digits>/*.png '
+              f'with view one of {"|".join(OUMVLP_VIEWS)}')
     walker = _Walker(raw_dir, layout)
     seqs = []
     for top in walker.subdirs(raw_dir, r'Silhouette_\d{3}-\d{2}',
-                              'Silhouette_<view>-<seq> folder'):
+                              UNEXPECTED_DIR):
       view, seq = top[len('Silhouette_'):].split('-')
       ptop = os.path.join(raw_dir, top)
-      for sid in walker.subdirs(ptop, r'\d{5}', 'subject id'):
+      if not re.fullmatch(names.view, view):
+        walker.skip_dir(ptop, UNKNOWN_VIEW)
+        continue
+      for sid in walker.subdirs(ptop, names.subject, BAD_SUBJECT):
         seqs.append(SequenceRef(sid, seq, view,
                                 walker.frames(os.path.join(ptop, sid))))
-    seqs.sort(key=lambda s: s.key)
-    return ScanResult(seqs, walker.ignored)
-  layout = '<raw>/<sid: 5 digits>/<seq: 2 digits>/<view: 3 digits>/*.png ' \
-           '(or Silhouette_<view>-<seq>/<sid>/*.png)'
+    return walker.result(seqs)
+  layout = ('<raw>/<sid: 5 digits>/<seq: 2 digits>/<view>/*.png with view '
+            f'one of {"|".join(OUMVLP_VIEWS)} (or the distributed '
+            'Silhouette_<view>-<seq>/<sid>/*.png)')
   walker = _Walker(raw_dir, layout)
   seqs = [SequenceRef(sid, seq, view, walker.frames(path))
-          for sid, seq, view, path in _three_level(
-              walker, (r'\d{5}', r'\d{2}', r'\d{3}'),
-              ('subject id', 'sequence number', 'view'))]
-  return ScanResult(seqs, walker.ignored)
+          for sid, seq, view, path in _three_level(walker, names)]
+  return walker.result(seqs)
 
 
 def scan_opengait_pkl(raw_dir: str) -> ScanResult:
   """Scans an OpenGait pretreated tree <id>/<type>/<view>/<name>.pkl."""
   layout = '<raw>/<id>/<type>/<view>/<name>.pkl'
   walker = _Walker(raw_dir, layout)
-  name = r'[^/\\]+'
+  anything = r'[^/\\]+'
   seqs = []
   for sid, typ, view, path in _three_level(
-      walker, (name, name, name), ('subject id', 'type', 'view')):
+      walker, Names(anything, anything, anything)):
     dirs, files = _entries(path)
-    if dirs:
-      raise LayoutError(f'Unexpected directory {os.path.join(path, dirs[0])}'
-                        f': expected only .pkl files; layout {layout}')
+    for d in dirs:
+      walker.skip_dir(os.path.join(path, d), UNEXPECTED_DIR)
     pkls = [f for f in files if f.endswith('.pkl')]
     for f in files:
       if not f.endswith('.pkl'):
@@ -196,7 +247,57 @@ def scan_opengait_pkl(raw_dir: str) -> ScanResult:
         walker.ignored.append((walker.rel(os.path.join(path, f)), EXTRA_PKL))
     seqs.append(SequenceRef(sid, typ, view,
                             tuple(os.path.join(path, f) for f in chosen)))
-  return ScanResult(seqs, walker.ignored)
+  return walker.result(seqs)
+
+
+def name_problem(protocol: str, ref: SequenceRef) -> str | None:
+  """The reason the names of `ref` do not belong to `protocol`, or None."""
+  names = PROTOCOL_NAMES[protocol]
+  for value, pattern, reason in ((ref.subject, names.subject, BAD_SUBJECT),
+                                 (ref.type, names.type, UNKNOWN_TYPE),
+                                 (ref.view, names.view, UNKNOWN_VIEW)):
+    if not re.fullmatch(pattern, value):
+      return reason
+  return None
+
+
+def infer_protocol(refs: list[SequenceRef]) -> str:
+  """The protocol whose names most of the sequences have (pkl trees).
+
+  Raises:
+    ValueError: no sequence, or as many for each protocol, fits.
+  """
+  fits = {p: sum(name_problem(p, r) is None for r in refs)
+          for p in PROTOCOL_NAMES}
+  best = max(fits.values()) if fits else 0
+  winners = [p for p, n in fits.items() if n == best]
+  if best == 0 or len(winners) > 1:
+    types = sorted({r.type for r in refs})
+    raise ValueError(
+        f'Cannot infer the protocol: sequences whose names fit each one: '
+        f'{fits}; types {types[:8]}. Pass --protocol and --partition')
+  return winners[0]
+
+
+def check_protocol_names(result: ScanResult, protocol: str) -> ScanResult:
+  """`result` without the sequences whose names `protocol` does not have.
+
+  Meant for pickle trees (<id>/<type>/<view>), whose scan accepts any
+  name: each skipped directory (the subject, type or view folder whose name
+  is wrong) is added to `skipped_dirs` once.
+  """
+  kept, skipped, seen = [], list(result.skipped_dirs), set()
+  for ref in result.sequences:
+    reason = name_problem(protocol, ref)
+    if reason is None:
+      kept.append(ref)
+      continue
+    depth = (BAD_SUBJECT, UNKNOWN_TYPE, UNKNOWN_VIEW).index(reason) + 1
+    path = os.path.join(*(ref.subject, ref.type, ref.view)[:depth])
+    if path not in seen:
+      seen.add(path)
+      skipped.append((path, reason))
+  return ScanResult(kept, list(result.ignored), skipped, result.layout)
 
 
 SCANNERS = {
@@ -214,11 +315,12 @@ def scan(dataset: str, raw_dir: str) -> ScanResult:
     raw_dir: root of the raw tree.
 
   Returns:
-    The sequences, sorted by key, and the ignored paths.
+    The sequences, sorted by key, and the paths left out with their reasons.
 
   Raises:
     ValueError: unknown dataset name.
-    LayoutError: the tree does not follow the layout, or holds no frame file.
+    FileNotFoundError: `raw_dir` does not exist.
+    LayoutError: the tree holds no frame file in the expected layout.
   """
   if dataset not in SCANNERS:
     raise ValueError(f'Unknown dataset {dataset!r}; valid: {sorted(SCANNERS)}')
@@ -228,6 +330,12 @@ def scan(dataset: str, raw_dir: str) -> ScanResult:
     hint = ''
     if any(p.endswith('.pkl') for p, _ in result.ignored):
       hint = ' (it holds .pkl files: use --dataset=opengait_pkl)'
+    skipped = ', '.join(f'{p} ({r})' for p, r in result.skipped_dirs[:5])
+    if skipped:
+      more = len(result.skipped_dirs) - 5
+      skipped = (f'; skipped directories: {skipped}'
+                 + (f' and {more} more' if more > 0 else ''))
     raise LayoutError(f'No frame files found under {raw_dir}{hint}; '
-                      f'expected the {dataset} layout')
+                      f'expected the {dataset} layout {result.layout}'
+                      f'{skipped}')
   return result

@@ -30,7 +30,9 @@ Typical use:
   index = read_index(dataset_dir, 'train')  # metadata of every record
 
 Records are stored in the order of a hash of their example key, not in
-generation order; `read_index` gives the record order.
+generation order; `read_index` gives the record order. Examples are
+serialised deterministically, so writing the same examples again gives
+byte-identical shards (and the other files hold no timestamps).
 
 `frames` may also be handed over already encoded, as
 `EncodedFrames(zlib.compress(frames.tobytes()), frames.shape)`: the bytes go
@@ -43,7 +45,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -52,18 +53,22 @@ import tempfile
 import time
 import types
 from typing import Any
-import zlib
 
-import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.utils import tqdm_utils
 import tqdm
 
+from data_prep import gait_records
 from gait_jax.data import source as source_lib
 
-FRAME_SIZE = 64
-TEXT_KEYS = ('subject', 'type', 'view')
-EXAMPLE_KEYS = ('frames',) + TEXT_KEYS + ('length',)
+# The record format (see `data_prep.gait_records`), exported here too.
+FRAME_SIZE = gait_records.FRAME_SIZE
+TEXT_KEYS = gait_records.TEXT_KEYS
+EXAMPLE_KEYS = gait_records.EXAMPLE_KEYS
+EncodedFrames = gait_records.EncodedFrames
+InvalidExampleError = gait_records.InvalidExampleError
+gait_features = gait_records.gait_features
+validate_example = gait_records.validate_example
 # Metadata keys that describe the result of a build rather than its input;
 # they are ignored when deciding whether an existing dataset can be reused.
 RESULT_METADATA_KEYS = ('report',)
@@ -74,144 +79,8 @@ SplitExamples = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class EncodedFrames:
-  """Frames in their stored form.
-
-  Attributes:
-    data: `zlib.compress(frames.tobytes())` of uint8 [T, size, size] frames
-      (any zlib level).
-    shape: (T, size, size).
-  """
-  data: bytes
-  shape: tuple[int, int, int]
-
-  @classmethod
-  def from_array(cls, frames: np.ndarray) -> 'EncodedFrames':
-    return cls(zlib.compress(np.ascontiguousarray(frames).tobytes()),
-               tuple(int(d) for d in frames.shape))
-
-
-class InvalidExampleError(ValueError):
-  """An example handed to the writer does not follow the record format."""
-
-
 class DatasetExistsError(ValueError):
   """A finished dataset with a different configuration is in the way."""
-
-
-def gait_features(frame_size: int = FRAME_SIZE) -> tfds.features.FeaturesDict:
-  """Returns the TFDS features of one gait sequence record (as stored)."""
-  return tfds.features.FeaturesDict({
-      'frames': tfds.features.Tensor(
-          shape=(None, frame_size, frame_size),
-          dtype=np.uint8,
-          encoding='zlib',
-      ),
-      'subject': tfds.features.Text(),
-      'type': tfds.features.Text(),
-      'view': tfds.features.Text(),
-      'length': tfds.features.Scalar(dtype=np.int32),
-  })
-
-
-def validate_example(
-    key: Any,
-    example: Mapping[str, Any],
-    *,
-    split: str = '?',
-    frame_size: int = FRAME_SIZE,
-) -> dict[str, Any]:
-  """Checks one example and returns it in the form the features expect.
-
-  Args:
-    key: the example key (used in error messages).
-    example: dict with keys frames/subject/type/view/length.
-    split: split name (used in error messages).
-    frame_size: expected height and width of each frame.
-
-  Returns:
-    A new dict: frames as given, strings as `str`, length as `int`.
-
-  Raises:
-    InvalidExampleError: naming the offending key and example key.
-  """
-  where = f'example {key!r} of split {split!r}'
-  if not isinstance(example, Mapping):
-    raise InvalidExampleError(
-        f'{where}: expected a dict with keys {list(EXAMPLE_KEYS)}, got '
-        f'{type(example).__name__}')
-  missing = [k for k in EXAMPLE_KEYS if k not in example]
-  unknown = sorted(set(example) - set(EXAMPLE_KEYS))
-  if missing or unknown:
-    raise InvalidExampleError(
-        f'{where}: missing keys {missing}, unknown keys {unknown}; expected '
-        f'exactly {list(EXAMPLE_KEYS)}')
-  frames = example['frames']
-  if isinstance(frames, EncodedFrames):
-    if not isinstance(frames.data, bytes) or not frames.data:
-      raise InvalidExampleError(
-          f"{where}: EncodedFrames 'data' must be non-empty bytes")
-    shape = tuple(frames.shape)
-  elif isinstance(frames, np.ndarray):
-    if frames.dtype != np.uint8:
-      raise InvalidExampleError(
-          f"{where}: 'frames' must have dtype uint8, got {frames.dtype}")
-    shape = frames.shape
-  else:
-    raise InvalidExampleError(
-        f"{where}: 'frames' must be a numpy array or EncodedFrames, got "
-        f'{type(frames).__name__}')
-  if (len(shape) != 3 or shape[0] < 1
-      or tuple(shape[1:]) != (frame_size, frame_size)):
-    raise InvalidExampleError(
-        f"{where}: 'frames' must have shape [T, {frame_size}, {frame_size}] "
-        f'with T >= 1, got {list(shape)}')
-  length = example['length']
-  if (isinstance(length, (bool, np.bool_))
-      or not isinstance(length, (int, np.integer))):
-    raise InvalidExampleError(
-        f"{where}: 'length' must be an int, got {type(length).__name__}")
-  if int(length) != shape[0]:
-    raise InvalidExampleError(
-        f"{where}: 'length' is {int(length)} but 'frames' has "
-        f'{shape[0]} frames')
-  out = {'frames': frames, 'length': int(length)}
-  for k in TEXT_KEYS:
-    value = example[k]
-    if isinstance(value, bytes):
-      value = value.decode('utf-8')
-    if not isinstance(value, str) or not value:
-      raise InvalidExampleError(
-          f'{where}: {k!r} must be a non-empty string, got {example[k]!r}')
-    out[k] = value
-  return out
-
-
-def _accepting_encoded_frames(
-    features: tfds.features.FeaturesDict) -> tfds.features.FeaturesDict:
-  """Lets the 'frames' feature of `features` take `EncodedFrames`.
-
-  Only this writer's instance is changed (the stored feature description is
-  still a plain zlib Tensor): `EncodedFrames` becomes what the Tensor's own
-  encoding returns for the array (its compressed bytes, with the shape only
-  where more than one dimension is unknown); arrays are encoded as before.
-  """
-  feature = features['frames']
-  encode_array = feature.encode_example
-  # As in Tensor.encode_example: the shape is stored too only when more than
-  # one dimension is unknown (not for [None, size, size]).
-  with_shape = bool(getattr(feature, '_dynamic_shape', False))
-
-  def encode_example(value):
-    if isinstance(value, EncodedFrames):
-      if with_shape:
-        return {'value': value.data, 'shape': tuple(value.shape)}
-      return value.data
-    return encode_array(value)
-
-  feature.encode_example = encode_example
-  return features
 
 
 def _jsonable(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,7 +128,8 @@ def _make_builder_class(
     return tfds.core.DatasetInfo(
         builder=self,
         description=description,
-        features=_accepting_encoded_frames(gait_features(frame_size)),
+        features=gait_records.accepting_encoded_frames(
+            gait_features(frame_size)),
         metadata=tfds.core.MetadataDict(),
     )
 
@@ -434,7 +304,7 @@ def write_gait_dataset(
                         file_format='array_record')
   start = time.perf_counter()
   with tempfile.TemporaryDirectory() as download_dir:
-    with _tfds_progress_bars_off():
+    with _tfds_progress_bars_off(), gait_records.deterministic_serialization():
       builder.download_and_prepare(download_dir=download_dir)
   size = sum(e.stat().st_size for e in os.scandir(dataset_dir))
   summary = ', '.join(f'{n} {s}' for s, n in counts.items())

@@ -11,13 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from gait_jax import optim
-from gait_jax import parallel
-from gait_jax import train
+from gait_jax import experiment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,43 +57,20 @@ class CompileReport:
     ])
 
 
-def compile_train_step(config, num_classes: int,
-                       num_devices: int | None = None) -> CompileReport:
-  """Compiles the sharded train step for ``config`` on a mesh, without data.
+def compile_train_step(config, num_classes: int) -> CompileReport:
+  """Compiles the sharded train step of ``config`` on its mesh, without data.
 
   Args:
-    config: an experiment config.
-    num_classes: classifier size (training subjects).
-    num_devices: mesh size (default: all devices).
+    config: an experiment config (``train.num_devices`` sets the mesh).
+    num_classes: classifier size (``experiment.num_classes(config)``).
 
   Returns:
     A ``CompileReport``.
   """
-  mesh = parallel.make_mesh(num_devices)
-  batch = config.data.p * config.data.k
-  parallel.check_batch_divisible(batch, mesh)
-  model = train.build_model(config, num_classes, axis_name=parallel.DATA_AXIS)
-  schedule = optim.make_schedule(config.optim, config.schedule,
-                                 config.train.num_steps)
-  tx = optim.make_optimizer(config.optim, schedule)
   start = time.perf_counter()
-  state = jax.eval_shape(lambda: train.init_state(model, tx, config, mesh))
-  state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                     sharding=parallel.replicated(mesh)),
-      state)
-  sharded = parallel.batch_sharded(mesh)
-  s = config.data.num_frames
-  abstract_batch = {
-      'sils': jax.ShapeDtypeStruct((batch, s, 64, 44), jnp.uint8,
-                                   sharding=sharded),
-      'labels': jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=sharded),
-      'mask': jax.ShapeDtypeStruct((batch, s), jnp.bool_, sharding=sharded),
-  }
-  step = parallel.shard_step(
-      train.make_step_fn(model, tx, schedule, config.loss, config.data.k,
-                         train.compute_dtype(config)), mesh)
-  compiled = step.lower(state, abstract_batch).compile()
+  run = experiment.build_training(config, num_classes, abstract=True)
+  batch = experiment.abstract_batch(config, run.mesh)
+  compiled = run.step.lower(run.state, batch).compile()
   seconds = time.perf_counter() - start
   memory = compiled.memory_analysis()
   field = lambda name: int(getattr(memory, name, -1)) if memory else -1
@@ -109,11 +80,9 @@ def compile_train_step(config, num_classes: int,
     flops = float(cost.get('flops', -1.0))
   except (NotImplementedError, RuntimeError):
     flops = -1.0  # Not every backend implements cost analysis.
-  num_params = int(sum(np.prod(x.shape) for x in
-                       jax.tree.leaves(state.params)))
   return CompileReport(
-      devices=mesh.size, global_batch=batch, num_params=num_params,
-      compile_seconds=seconds,
+      devices=run.mesh.size, global_batch=config.data.p * config.data.k,
+      num_params=run.num_params, compile_seconds=seconds,
       argument_bytes=field('argument_size_in_bytes'),
       output_bytes=field('output_size_in_bytes'),
       temp_bytes=field('temp_size_in_bytes'),

@@ -22,7 +22,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Passed as get_model(**model); num_classes=-1 means "from the data".
   c.model = ml_collections.ConfigDict({
-      'name': 'gaitset', 'variant': 'casia_b', 'num_classes': -1})
+      'name': 'gaitset', 'variant': 'casia_b', 'num_classes': -1,
+      'ops': 'auto'})  # ops: see gait_jax.models.ops.
 
   c.loss = losses.get_loss_config('triplet')
 
@@ -78,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.protocol = ''  # '' = the dataset's own (metadata 'protocol').
   c.eval.metric = 'euc'
+  c.eval.distance_backend = 'numpy'  # Or 'jax': jitted (big sets on GPU).
   c.eval.batch_size = 16
   c.eval.buckets = (32, 64, 128, 256)
   c.eval.frame_limit = 0  # 0 = all frames.

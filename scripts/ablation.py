@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -30,12 +29,11 @@ sys.path.insert(0, REPO)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import synthetic_demo
-from gait_jax import evaluate
+from data_prep import prepare
+from gait_jax import evaluation
+from gait_jax import experiment
 from gait_jax import losses
-from gait_jax import parallel
 from gait_jax import train
-from gait_jax.data.source import GaitSource
-import launch
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _MODELS = flags.DEFINE_list('models', ['gaitset', 'gaitgl'], 'Models.')
@@ -98,21 +96,17 @@ def run_one(model, name, preset, overrides, seed) -> dict:
                             and name not in _SETTINGS.value):
     return None
   config = run_config(model, preset, overrides, seed)
-  launch.prepare_dataset(config)
-  start = time.perf_counter()
+  prepare.prepare_dataset(config)
   state = train.train(config, workdir)
   if int(state.step) < config.train.num_steps:  # Stopped by SIGTERM.
     sys.exit(f'{slug}: training stopped at step {int(state.step)}; rerun to '
              'resume.')
-  test_src = GaitSource(config.data.dataset_dir, 'test')
-  model_eval = train.build_model(
-      config, len(GaitSource(config.data.dataset_dir,
-                             'train').train_classes()), axis_name=None)
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  result, _ = evaluate.evaluate_source(model_eval, variables, test_src,
-                                       parallel.make_mesh(), config.eval)
-  evaluate.write_report(result, workdir, int(state.step),
-                        {'seconds': time.perf_counter() - start})
+  eval_model = experiment.build_model(config, experiment.num_classes(config))
+  evaluator = evaluation.Evaluator(config, eval_model,
+                                   experiment.make_mesh(config), workdir)
+  result = evaluator.run(int(state.step), {'params': state.params,
+                                           'batch_stats': state.batch_stats},
+                         final=False)
   logging.info('%s: %s', slug, result.summary())
   return result.summary()
 
@@ -141,6 +135,21 @@ def _paired_rows(results: dict) -> list[str]:
       cells.append(f'{_mean_std(diff)} ({wins}/{len(diff)})')
     rows.append(f'| {model} | {name} | ' + ' | '.join(cells) + ' |')
   return rows
+
+
+READING = '## Reading'
+
+
+def _kept_reading(path: str) -> list[str]:
+  """The hand-written ``## Reading`` section of an existing table, if any
+  (kept when the tables are rewritten)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    text = f.read()
+  if READING not in text:
+    return []
+  return ['', READING + text.split(READING, 1)[1].rstrip('\n')]
 
 
 def write_markdown(results: dict, path: str) -> None:
@@ -182,6 +191,7 @@ def write_markdown(results: dict, path: str) -> None:
         '| model | loss | seeds | ' + ' | '.join(CONDITIONS) + ' |',
         '|---|---|---|' + '---|' * len(CONDITIONS),
     ] + paired
+  lines += _kept_reading(path)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')

@@ -1,18 +1,18 @@
-"""Convolutions with a CPU-tuned backward pass equal XLA's autodiff."""
+"""The CPU-tuned 2-D convolution's backward pass equals XLA's autodiff."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gait_jax.models import conv
+from gait_jax.models import cpu_ops
+from gait_jax.models import ops
 
 
 def _lax_conv(x, w, strides, padding):
-  nd = x.ndim - 2
-  dims = {2: ('NHWC', 'HWIO', 'NHWC'), 3: ('NDHWC', 'DHWIO', 'NDHWC')}[nd]
   return jax.lax.conv_general_dilated(x, w, strides, padding,
-                                      dimension_numbers=dims,
+                                      dimension_numbers=('NHWC', 'HWIO',
+                                                         'NHWC'),
                                       precision=jax.lax.Precision.HIGHEST)
 
 
@@ -20,14 +20,15 @@ def _rel(a, b):
   return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
 
 
-# (n, h, w, c, o, k, stride, pad): wide inputs and small maps take the
-# tap-matmul kernel gradient, narrow inputs on large maps XLA's.
+# (n, h, w, c, o, k, stride, pad). With kernel_grad='auto' the kernel
+# gradient is one matmul for 1x1 kernels and XLA's transpose rule otherwise.
 CASES = [
-    (2, 9, 7, 64, 8, 3, 1, 1),    # taps (wide input)
-    (3, 8, 6, 4, 5, 3, 2, 1),     # taps (small map), strided
-    (2, 12, 10, 3, 4, 5, 1, 2),   # taps, 5x5 kernel
-    (1, 40, 30, 2, 3, 3, 1, 1),   # XLA's (1200 output pixels, 2 channels)
-    (2, 7, 9, 65, 6, 1, 2, 0),    # taps, 1x1 strided shortcut
+    (2, 9, 7, 64, 8, 3, 1, 1),    # XLA's: 3x3, wide input
+    (3, 8, 6, 4, 5, 3, 2, 1),     # XLA's: 3x3, strided
+    (2, 12, 10, 3, 4, 5, 1, 2),   # XLA's: 5x5
+    (1, 40, 30, 2, 3, 3, 1, 1),   # XLA's: 3x3, narrow input, large map
+    (2, 7, 9, 65, 6, 1, 2, 0),    # taps: 1x1 strided shortcut
+    (2, 6, 5, 16, 8, 1, 1, 0),    # taps: 1x1
 ]
 
 
@@ -37,10 +38,11 @@ def test_conv2d_value_and_grads_match_autodiff(n, h, w, c, o, k, stride, pad):
   x = jax.random.normal(kx, (n, h, w, c))
   kernel = jax.random.normal(kw, (k, k, c, o)) / np.sqrt(k * k * c)
   strides, padding = (stride, stride), ((pad, pad), (pad, pad))
+  assert cpu_ops.taps_pay_off(kernel.shape) == (k == 1)
   y_ref = _lax_conv(x, kernel, strides, padding)
   cot = jax.random.normal(ky, y_ref.shape)
 
-  y, vjp = jax.vjp(lambda a, b: conv.conv2d(a, b, strides, padding), x,
+  y, vjp = jax.vjp(lambda a, b: cpu_ops.conv2d(a, b, strides, padding), x,
                    kernel)
   _, vjp_ref = jax.vjp(lambda a, b: _lax_conv(a, b, strides, padding), x,
                        kernel)
@@ -53,7 +55,7 @@ def test_conv2d_value_and_grads_match_autodiff(n, h, w, c, o, k, stride, pad):
 
 
 def test_kernel_grad_by_taps_matches_autodiff_directly():
-  """The tap path itself (not only whichever path the heuristic picks)."""
+  """The tap path itself, for 3x3 kernels that 'auto' gives to XLA."""
   kx, ky = jax.random.split(jax.random.PRNGKey(1))
   x = jax.random.normal(kx, (2, 11, 8, 3))
   for stride, pad in ((1, 1), (2, 1), (2, 0)):
@@ -61,46 +63,15 @@ def test_kernel_grad_by_taps_matches_autodiff_directly():
     kernel = jnp.zeros((3, 3, 3, 4))
     y, vjp = jax.vjp(lambda k: _lax_conv(x, k, strides, padding), kernel)
     dy = jax.random.normal(ky, y.shape)
-    got = conv._kernel_grad_by_taps(x, dy, kernel.shape, strides, padding)
+    got = cpu_ops.kernel_grad_by_taps(x, dy, kernel.shape, strides, padding)
     assert _rel(got, vjp(dy)[0]) < 1e-5
-
-
-@pytest.mark.parametrize('kernel_size,padding,strides', [
-    ((3, 3, 3), (1, 1, 1), (1, 1)),
-    ((3, 1, 1), (1, 0, 0), (1, 1)),
-    ((3, 3, 3), (0, 1, 1), (2, 2)),
-])
-def test_time_folded_conv3d_equals_3d_convolution(kernel_size, padding,
-                                                  strides):
-  x = jax.random.normal(jax.random.PRNGKey(2), (2, 5, 9, 7, 3))
-  layer = conv.TimeFoldedConv3d(4, kernel_size, strides, padding)
-  params = layer.init(jax.random.PRNGKey(3), x)
-  kernel = params['params']['kernel']
-  assert kernel.shape == kernel_size + (3, 4)
-  pads = [(p, p) for p in padding]
-
-  def ref(a, k):
-    return _lax_conv(a, k, (1,) + tuple(strides), pads)
-
-  def mine(a, k):
-    return layer.apply({'params': {'kernel': k}}, a)
-
-  y_ref = ref(x, kernel)
-  y = mine(x, kernel)
-  assert y.shape == y_ref.shape
-  assert _rel(y, y_ref) < 1e-5
-  cot = jax.random.normal(jax.random.PRNGKey(4), y.shape)
-  grads = jax.vjp(mine, x, kernel)[1](cot)
-  grads_ref = jax.vjp(ref, x, kernel)[1](cot)
-  for g, g_ref in zip(grads, grads_ref):
-    assert _rel(g, g_ref) < 1e-5
 
 
 def test_conv2d_in_bfloat16_keeps_dtype_and_is_close():
   x = jax.random.normal(jax.random.PRNGKey(5), (2, 8, 6, 64))
-  kernel = jax.random.normal(jax.random.PRNGKey(6), (3, 3, 64, 8)) / 24.0
-  padding = ((1, 1), (1, 1))
-  f = lambda a, b: jnp.sum(conv.conv2d(a, b, (1, 1), padding) ** 2)
+  kernel = jax.random.normal(jax.random.PRNGKey(6), (1, 1, 64, 8)) / 8.0
+  padding = ((0, 0), (0, 0))
+  f = lambda a, b: jnp.sum(cpu_ops.conv2d(a, b, (1, 1), padding) ** 2)
   dk = jax.grad(f, argnums=1)(x.astype(jnp.bfloat16),
                               kernel.astype(jnp.bfloat16))
   dk_ref = jax.grad(f, argnums=1)(x, kernel)
@@ -109,32 +80,50 @@ def test_conv2d_in_bfloat16_keeps_dtype_and_is_close():
 
 
 @pytest.mark.parametrize('mode', ['taps', 'xla'])
-def test_kernel_grad_modes_agree(mode, monkeypatch):
-  monkeypatch.setattr(conv, 'kernel_grad_mode', mode)
+def test_kernel_grad_modes_agree(mode):
   x = jax.random.normal(jax.random.PRNGKey(7), (2, 40, 30, 2))
   kernel = jax.random.normal(jax.random.PRNGKey(8), (3, 3, 2, 3))
   padding = ((1, 1), (1, 1))
-  f = lambda k: jnp.sum(jnp.sin(conv.conv2d(x, k, (1, 1), padding)))
+  f = lambda k: jnp.sum(jnp.sin(ops.conv(x, k, (1, 1), padding, ops='cpu',
+                                         conv_kernel_grad=mode)))
   g = lambda k: jnp.sum(jnp.sin(_lax_conv(x, k, (1, 1), padding)))
   assert _rel(jax.grad(f)(kernel), jax.grad(g)(kernel)) < 1e-5
 
 
-def test_unknown_kernel_grad_mode_is_named(monkeypatch):
-  monkeypatch.setattr(conv, 'kernel_grad_mode', 'fast')
+def test_kernel_grad_mode_is_a_static_argument():
+  """Each mode traces its own program: the taps path adds a matmul."""
+  x = jnp.ones((1, 6, 5, 2))
+  kernel = jnp.ones((3, 3, 2, 3))
+
+  def hlo(mode):
+    f = lambda k: jnp.sum(cpu_ops.conv2d(x, k, (1, 1), ((1, 1),) * 2, mode))
+    return jax.jit(jax.grad(f)).lower(kernel).as_text()
+
+  assert 'dot_general' in hlo('taps')
+  assert 'dot_general' not in hlo('xla')
+  assert 'dot_general' not in hlo('auto')  # 3x3: XLA's gradient.
+
+
+def test_unknown_kernel_grad_mode_is_named():
   x = jnp.ones((1, 4, 4, 1))
   with pytest.raises(ValueError, match="'fast'.*auto, taps, xla"):
-    jax.grad(lambda k: jnp.sum(conv.conv2d(x, k, (1, 1), ((1, 1),) * 2)))(
-        jnp.ones((3, 3, 1, 1)))
+    ops.conv(x, jnp.ones((3, 3, 1, 1)), (1, 1), (1, 1),
+             conv_kernel_grad='fast')
+  with pytest.raises(ValueError, match="'fast'.*auto, taps, xla"):
+    jax.grad(lambda k: jnp.sum(cpu_ops.conv2d(x, k, (1, 1), ((1, 1),) * 2,
+                                              'fast')))(jnp.ones((3, 3, 1, 1)))
 
 
+@pytest.mark.parametrize('ops_value', ['reference', 'cpu'])
 @pytest.mark.parametrize('shape', [(2, 6, 4, 3), (3, 2, 7, 5, 2)])
-def test_max_pool_2x2_matches_pytorch_with_ties(shape):
+def test_max_pool_2x2_matches_pytorch_with_ties(shape, ops_value):
   """Value and gradient equal PyTorch's max_pool2d, ties included (the
-  gradient goes to the first maximum of each window)."""
+  gradient goes to the first maximum of each window), in both forms."""
   torch = pytest.importorskip('torch')
   x = np.asarray(jax.random.normal(jax.random.PRNGKey(9), shape))
   x = np.where(x < 0.3, 0.0, np.round(x, 1)).astype(np.float32)  # many ties
-  y, vjp = jax.vjp(conv.max_pool_2x2, jnp.asarray(x))
+  y, vjp = jax.vjp(lambda a: ops.max_pool_2x2(a, ops=ops_value),
+                   jnp.asarray(x))
   cot = np.asarray(jax.random.normal(jax.random.PRNGKey(10), y.shape))
   (dx,) = vjp(jnp.asarray(cot))
 

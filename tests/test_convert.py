@@ -1,5 +1,6 @@
 """End-to-end tests of data_prep.convert on small trees in the real layouts."""
 
+import hashlib
 import os
 import pickle
 import subprocess
@@ -394,3 +395,105 @@ def test_renderer_silhouettes_in_raw_frames(tmp_path):
     want = np.stack([w for w in map(expected_frame, frames) if w is not None])
     assert len(want) == 6
     np.testing.assert_array_equal(by_key[key]['frames'], want)
+
+
+def _digests(dataset_dir):
+  return {f: hashlib.sha256(open(os.path.join(dataset_dir, f), 'rb').read()
+                            ).hexdigest()
+          for f in sorted(os.listdir(dataset_dir))}
+
+
+def test_conversions_in_two_processes_are_byte_identical(tmp_path):
+  """Protobuf map order depends on the process: the serialisation must not."""
+  for sid in ('001', '075'):
+    write_frames(tmp_path / 'raw' / sid / 'nm-01' / '090',
+                 [(f'{f}.png', figure(60 + 30 * f, 0.5 * f)) for f in range(3)])
+  raw = str(tmp_path / 'raw')
+  here = convert.convert('casia_b', raw, str(tmp_path / 'a'))
+  subprocess.run(
+      [sys.executable, '-m', 'data_prep.convert', '--dataset=casia_b',
+       f'--raw_dir={raw}', f'--out_dir={tmp_path / "b"}', '--workers=1'],
+      cwd=REPO, check=True, capture_output=True)
+  there = os.path.join(tmp_path, 'b', 'casia_b', '1.0.0')
+  digests = _digests(here)
+  assert sum('.array_record' in f for f in digests) == 2
+  assert digests == _digests(there)
+
+
+def test_casia_b_odd_folders_and_jpeg_are_skipped_and_counted(tmp_path):
+  raw = tmp_path / 'raw'
+  good = [(f'{f}.png', figure(60 + 30 * f, 0.5 * f)) for f in range(3)]
+  for folder in ('001/nm-01/090', '001/nm-01/999', '001/nm-01/zz',
+                 '001/nm-07/090', 'abc/nm-01/090', '001/nm-01/090/sub'):
+    write_frames(raw / folder, good)
+  cv2.imwrite(str(raw / '001' / 'nm-01' / '090' / '3.png.jpg'),
+              figure(150, 1.0))
+  os.rename(raw / '001' / 'nm-01' / '090' / '3.png.jpg',
+            raw / '001' / 'nm-01' / '090' / '3.png')  # JPEG data.
+  ddir = convert.convert('casia_b', str(raw), str(tmp_path / 'out'))
+  meta = tfds_writer.read_gait_metadata(ddir)
+  assert meta['views'] == ['090'] and meta['types'] == ['nm-01']
+  assert meta['train_subjects'] == ['001']
+  rep = meta['report']
+  assert rep['sequences_written'] == {'train': 1, 'test': 0}
+  assert rep['frames_written'] == 3
+  assert rep['frames_skipped'] == {'not_png_data': 1}
+  assert rep['frames_skipped_examples'] == [
+      '001-nm-01-090/3.png: not_png_data: jpeg']
+  dirs = {k: v['items'] for k, v in rep['directories_skipped'].items()}
+  assert dirs == {
+      'bad_subject_id': ['abc'],
+      'unknown_type': [os.path.join('001', 'nm-07')],
+      'unknown_view': [os.path.join('001', 'nm-01', '999'),
+                       os.path.join('001', 'nm-01', 'zz')],
+      'unexpected_dir': [os.path.join('001', 'nm-01', '090', 'sub')]}
+  text = convert.format_report(rep)
+  assert 'directories skipped (unknown_view): 2' in text
+  assert 'frames skipped (not_png_data): 1' in text
+
+
+def test_oumvlp_odd_folders_are_skipped_and_counted(tmp_path):
+  frame = [('0001.png', figure(100, 0.0))]
+  dist = tmp_path / 'dist'
+  for folder in ('Silhouette_000-00/00001', 'Silhouette_999-00/00001',
+                 'Silhouette_000-00/1', 'Silhouette_000-00/00002/extra',
+                 'notes'):
+    write_frames(dist / folder, frame)
+  scan = raw_sources.scan('oumvlp', str(dist))
+  assert [r.key for r in scan.sequences] == ['00001-00-000', '00002-00-000']
+  assert sorted(scan.skipped_dirs) == [
+      (os.path.join('Silhouette_000-00', '00002', 'extra'), 'unexpected_dir'),
+      (os.path.join('Silhouette_000-00', '1'), 'bad_subject_id'),
+      ('Silhouette_999-00', 'unknown_view'),
+      ('notes', 'unexpected_dir')]
+  rearranged = tmp_path / 'rearr'
+  for folder in ('00001/00/000', '00001/00/999', '00001/x/000', 'y/00/000'):
+    write_frames(rearranged / folder, frame)
+  scan = raw_sources.scan('oumvlp', str(rearranged))
+  assert [r.key for r in scan.sequences] == ['00001-00-000']
+  assert sorted(scan.skipped_dirs) == [
+      (os.path.join('00001', '00', '999'), 'unknown_view'),
+      (os.path.join('00001', 'x'), 'unknown_type'),
+      ('y', 'bad_subject_id')]
+
+
+def test_opengait_pkl_names_outside_the_protocol_are_skipped(tmp_path):
+  root = tmp_path / 'pkl'
+  for folder in ('002/nm-01/018', '002/nm-01/999', '002/foo/018',
+                 'xyz/nm-01/018', 'xyz/bg-01/018'):
+    (root / folder).mkdir(parents=True)
+    (root / folder / '018.pkl').write_bytes(
+        pickle.dumps(np.zeros((2, 64, 64), np.uint8)))
+  (root / '002' / 'nm-01' / '018' / 'deeper').mkdir()
+  protocol, _, scan, splits, _, _ = convert.plan(
+      'opengait_pkl', str(root), str(tmp_path / 'cache'))
+  assert protocol == 'casia_b'
+  assert [t.ref.key for t in splits['train']] == ['002-nm-01-018']
+  assert sorted(scan.skipped_dirs) == [
+      (os.path.join('002', 'foo'), 'unknown_type'),
+      (os.path.join('002', 'nm-01', '018', 'deeper'), 'unexpected_dir'),
+      (os.path.join('002', 'nm-01', '999'), 'unknown_view'),
+      ('xyz', 'bad_subject_id')]
+  with pytest.raises(raw_sources.LayoutError, match='oumvlp names'):
+    convert.plan('opengait_pkl', str(root), str(tmp_path / 'cache'),
+                 protocol='oumvlp')

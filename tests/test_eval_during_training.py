@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from gait_jax import config as config_lib
-from gait_jax import evaluate
+from gait_jax import evaluation
+from gait_jax import experiment
 from gait_jax import train
+from gait_jax.evaluation import extract
 from train_utils import tiny_config
 
 
@@ -34,22 +36,22 @@ def runs(tiny_dataset, tmp_path_factory):
     built and the embeddings of each evaluation during training.
   """
   embed_fns, embeddings = [], []
-  make_embed_fn, evaluate_source = (evaluate.make_embed_fn,
-                                    evaluate.evaluate_source)
+  make_embed_fn = extract.make_embed_fn
+  evaluate = evaluation.Evaluator.evaluate
 
   def counting_make_embed_fn(*args, **kwargs):
     embed_fns.append(args)
     return make_embed_fn(*args, **kwargs)
 
-  def recording_evaluate_source(*args, **kwargs):
-    result, emb = evaluate_source(*args, **kwargs)
+  def recording_evaluate(self, variables):
+    result, emb = evaluate(self, variables)
     embeddings.append(emb)
     return result, emb
 
   dirs, states = {}, {}
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(evaluate, 'make_embed_fn', counting_make_embed_fn)
-    patch.setattr(evaluate, 'evaluate_source', recording_evaluate_source)
+    patch.setattr(extract, 'make_embed_fn', counting_make_embed_fn)
+    patch.setattr(evaluation.Evaluator, 'evaluate', recording_evaluate)
     for every in (2, 0):
       dirs[every] = str(tmp_path_factory.mktemp(f'every{every}'))
       states[every] = train.train(_config(tiny_dataset, every), dirs[every])
@@ -70,12 +72,13 @@ def test_eval_scalars_match_an_evaluation_of_the_checkpoint(tiny_dataset,
   for step in (2, 4):
     report = json.load(open(os.path.join(dirs[2], f'eval_{step}.json')))
     assert report['step'] == step and report['summary'] == evals[step]
-  # An independent evaluation of the final checkpoint (launch's eval path).
-  model, variables, step = train.latest_variables(config, dirs[2])
+  # An independent evaluation of the final checkpoint (the eval mode's path).
+  mesh = experiment.make_mesh(config)
+  model, variables, step = experiment.restore_variables(config, dirs[2],
+                                                        mesh=mesh)
   assert step == 4
-  result, emb = evaluate.evaluate_source(
-      model, variables, evaluate.open_test_source(config),
-      train.make_mesh(config), config.eval, train.compute_dtype(config))
+  result, emb = evaluation.Evaluator(config, model, mesh,
+                                     dirs[2]).evaluate(variables)
   assert result.summary() == evals[4]
   np.testing.assert_array_equal(embeddings[-1], emb)
   assert np.abs(embeddings[0] - emb).max() > 0  # Step 2 is another model.

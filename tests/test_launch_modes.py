@@ -84,3 +84,30 @@ def test_compile_mode_reports_memory(tiny_dataset):
                 '--config.data.k=2')
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'temporaries' in out.stdout and 'parameters' in out.stdout
+
+
+def test_convert_needs_no_dataset(tmp_path):
+  torch.manual_seed(0)
+  path = tmp_path / 'opengait.pt'
+  torch.save({'model': torch_mirrors.build('baseline', 'tiny').state_dict()},
+             path)
+  flags = _model_flags(str(tmp_path / 'no_such_dataset'))
+  for classes in ('-1', '8'):  # From the checkpoint; checked against it.
+    workdir = tmp_path / f'converted{classes}'
+    out = _launch('--mode=convert', f'--checkpoint={path}',
+                  f'--workdir={workdir}', *flags,
+                  f'--config.model.num_classes={classes}')
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '8 classes' in out.stdout
+    assert (workdir / 'config.json').exists()
+
+
+def test_failed_convert_leaves_no_workdir(tmp_path):
+  torch.manual_seed(0)
+  path = tmp_path / 'gaitset.pt'
+  torch.save(torch_mirrors.build('gaitset', 'tiny').state_dict(), path)
+  workdir = tmp_path / 'converted'
+  out = _launch('--mode=convert', f'--checkpoint={path}',
+                f'--workdir={workdir}', *_model_flags(str(tmp_path)))
+  assert out.returncode != 0
+  assert not workdir.exists(), sorted(os.listdir(workdir))

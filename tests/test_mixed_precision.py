@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gait_jax import experiment
 from gait_jax import train
 from train_utils import tiny_config
 
@@ -23,7 +24,7 @@ def test_bfloat16_trains_with_finite_losses(tiny_dataset, tmp_path):
   for row in rows:
     assert np.isfinite(row['loss/total']) and row['finite'] == 1.0
   # The model really computes in bfloat16.
-  model = train.build_model(config, 6, axis_name=None)
+  model = experiment.build_model(config, 6)
   x = jnp.zeros((2, 4, 64, 44))
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
   hlo = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, x).as_text()

@@ -80,8 +80,8 @@ def test_registry_lists_all_models():
   assert models.model_names() == sorted(TINY)
   for name in TINY:
     assert set(models.variant_names(name)) == {'casia_b', 'oumvlp', 'tiny'}
-    assert {'num_classes', 'axis_name', 'dtype'} <= set(
-        models.config_keys(name))
+    assert {'num_classes', 'axis_name', 'dtype', 'ops',
+            'conv_kernel_grad'} <= set(models.config_keys(name))
 
 
 @pytest.mark.parametrize('name', sorted(TINY))

@@ -16,6 +16,7 @@ torch = pytest.importorskip('torch')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_mirrors
+from gait_jax import models
 from gait_jax import torch_compat
 
 TOL = 1e-4
@@ -149,6 +150,13 @@ def test_mirror_state_dict_matches_spec(name, variant):
   assert sum(p.numel() for p in module.parameters()) == params
 
 
+@pytest.mark.parametrize('name, variant', sorted(SPECS))
+def test_converter_key_map_matches_spec(name, variant):
+  # The keys and shapes the converter requires of an OpenGait checkpoint.
+  got = torch_compat.opengait_state_dict_shapes(name, {'variant': variant})
+  assert got == SPECS[(name, variant)][0]
+
+
 # --------------------------------- parity -----------------------------------
 
 
@@ -184,7 +192,7 @@ PARITY_CASES = [
 def test_parity_with_pytorch(name, variant, frames):
   torch.manual_seed(0)
   module = _randomise(torch_mirrors.build(name, variant), seed=1)
-  config = {'variant': variant}
+  config = {'variant': variant, 'num_classes': -1}  # As in configs/.
   for train in (False, True):
     report = torch_compat.parity_report(module, name, config, batch=2,
                                         frames=frames, seed=3, train=train)
@@ -295,6 +303,12 @@ def test_loads_opengait_checkpoint_file(tmp_path):
   ref = torch_compat.load_opengait_checkpoint(state, 'baseline',
                                               {'variant': 'tiny'})
   jax.tree.map(np.testing.assert_array_equal, got, ref)
+  assert torch_compat.checkpoint_num_classes(path, 'baseline') == 8
+  state['BNNecks.fc_bin'] = state['BNNecks.fc_bin'][..., :5].clone()
+  torch.save({'model': state}, path)
+  got = torch_compat.load_opengait_checkpoint(
+      path, 'baseline', {'variant': 'tiny', 'num_classes': -1})
+  assert got['params']['BNNecks']['fc_bin'].shape == (31, 16, 5)
   np.testing.assert_array_equal(
       got['params']['Backbone']['2']['conv']['kernel'],
       state['Backbone.forward_block.feature.2.conv.weight'].numpy().transpose(
@@ -330,7 +344,7 @@ def test_padded_batch_matches_opengait_packed_sequences(name):
   variables = torch_compat.load_opengait_checkpoint(module.state_dict(), name,
                                                     config)
   mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
-  model = torch_compat.models.get_model(name, **config)
+  model = models.get_model(name, **config)
   out = jax.jit(model.apply)(variables, sils, mask)['embeddings']
   got = np.swapaxes(np.asarray(out), 1, 2)
   assert ref.shape == got.shape

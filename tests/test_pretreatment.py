@@ -133,6 +133,23 @@ def test_pretreat_files_reports_skips(tmp_path):
   assert empty.frames.shape == (0, 64, 64) and empty.skipped == []
 
 
+def test_other_image_formats_named_png_are_skipped(tmp_path):
+  paths = []
+  for i, ext in enumerate(['.png', '.jpg', '.bmp', '.png']):
+    p = tmp_path / f'{i:03d}{ext}'
+    cv2.imwrite(str(p), walker(100 + 20 * i, 0.3 * i))
+    paths.append(str(p.rename(tmp_path / f'{i:03d}.png')))
+  (tmp_path / '004.png').write_bytes(b'')
+  paths.append(str(tmp_path / '004.png'))
+  res = pretreatment.pretreat_files(paths)
+  assert res.frames.shape == (2, 64, 64)
+  np.testing.assert_array_equal(res.frames[1],
+                                reference_pretreat(walker(160, 0.9)))
+  assert res.skipped == [('001.png', 'not_png_data: jpeg'),
+                         ('002.png', 'not_png_data: bmp'),
+                         ('004.png', pretreatment.CORRUPT)]
+
+
 # --- png_gray: the fast PNG path must give OpenCV's pixels, or decline ---
 
 def _chunk(kind, body):

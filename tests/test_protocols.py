@@ -1,11 +1,13 @@
-"""Tests for gait_jax.protocols: hand-computed cases and loop references."""
+"""Tests of gait_jax.evaluation retrieval and protocols: hand-computed cases
+and loop references."""
 
 import json
 
 import numpy as np
 import pytest
 
-from gait_jax import protocols
+from gait_jax.evaluation import protocols
+from gait_jax.evaluation import retrieval
 
 
 def _loop_distance(probe, gallery, metric):
@@ -32,7 +34,7 @@ def test_part_distance_matches_loop(metric, backend):
   gallery = rng.normal(size=(11, 5, 7)).astype(np.float32)
   gallery[3] = probe[2]  # a zero distance (relu guard)
   # A tiny block size forces several blocks (and padding for jax).
-  got = protocols.part_distance(probe, gallery, metric, backend=backend,
+  got = retrieval.part_distance(probe, gallery, metric, backend=backend,
                                 block_elements=30)
   want = _loop_distance(probe, gallery, metric)
   assert got.dtype == np.float32 and got.shape == (13, 11)
@@ -47,15 +49,15 @@ def test_part_distance_is_mean_of_part_distances_not_concat():
   probe = np.array([[[0., 0.], [0., 0.]]], np.float32)  # [1, 2, 2]
   gallery = np.array([[[3., 4.], [0., 0.]]], np.float32)
   # Part 0 distance 5, part 1 distance 0 -> mean 2.5 (concat would give 5).
-  assert protocols.part_distance(probe, gallery)[0, 0] == pytest.approx(2.5)
+  assert retrieval.part_distance(probe, gallery)[0, 0] == pytest.approx(2.5)
 
 
 def test_part_distance_rejects_bad_input():
   x = np.zeros((2, 3, 4), np.float32)
   with pytest.raises(ValueError, match='metric'):
-    protocols.part_distance(x, x, 'l1')
+    retrieval.part_distance(x, x, 'l1')
   with pytest.raises(ValueError, match='parts'):
-    protocols.part_distance(x, np.zeros((2, 3, 5), np.float32))
+    retrieval.part_distance(x, np.zeros((2, 3, 5), np.float32))
 
 
 def _grid(subjects, views):
@@ -78,11 +80,11 @@ def test_single_view_rank1_hand_case():
   dist[idx('c', '000', pl, pv), idx('a', '036', gl, gv)] = 0.5
   # One miss on the diagonal cell (1, 1): must not count.
   dist[idx('a', '018', pl, pv), idx('c', '018', gl, gv)] = 0.5
-  acc = protocols.single_view_gallery_rank1(dist, pl, pv, gl, gv, views)
+  acc = retrieval.single_view_gallery_rank1(dist, pl, pv, gl, gv, views)
   want = np.array([[100., 66.67, 33.33], [100., 66.67, 100.],
                    [100., 100., 100.]])
   np.testing.assert_array_equal(acc, want)
-  np.testing.assert_allclose(protocols.exclude_identical_view(acc),
+  np.testing.assert_allclose(retrieval.exclude_identical_view(acc),
                              [50.0, 100.0, 100.0])
 
 
@@ -94,16 +96,16 @@ def test_rounding_is_per_cell():
   # Probes of view '0' from subjects b and c miss everywhere: 1/3 per cell.
   for s, wrong in (('b', 'a'), ('c', 'a')):
     dist[(pl == s) & (pv == '0')] = np.where(gl == wrong, 0.1, 5.0)
-  acc = protocols.single_view_gallery_rank1(dist, pl, pv, gl, gv, views)
+  acc = retrieval.single_view_gallery_rank1(dist, pl, pv, gl, gv, views)
   assert acc[0, 1] == 33.33 and acc[0, 2] == 33.33
   # Mean of rounded cells (33.33), not of exact thirds (33.333...).
-  assert protocols.exclude_identical_view(acc)[0] == pytest.approx(
+  assert retrieval.exclude_identical_view(acc)[0] == pytest.approx(
       33.33, abs=1e-12)
 
 
 def test_exclude_identical_view_matches_loop():
   acc = np.random.default_rng(1).uniform(0, 100, size=(14, 14))
-  got = protocols.exclude_identical_view(acc)
+  got = retrieval.exclude_identical_view(acc)
   for i in range(14):
     others = [acc[i, j] for j in range(14) if j != i]
     assert got[i] == pytest.approx(sum(others) / 13)
@@ -196,13 +198,13 @@ def test_cross_view_hand_case():
       [.1, .2, .3, .4, .5, .6, .7],   # only D is same view: skipped
       [.3] * 7,                        # ties keep gallery order; C 4th
   ])
-  hit, ap = protocols.cross_view_rank1_ap(dist, pl, pv, gl, gv,
+  hit, ap = retrieval.cross_view_rank1_ap(dist, pl, pv, gl, gv,
                                           block_elements=7)
   np.testing.assert_array_equal(hit, [0., 1., np.nan, 0.])
   np.testing.assert_allclose(ap, [0.5, 1.0, np.nan, 0.25])
-  np.testing.assert_allclose(protocols.mean_per_view(hit, pv, [0, 1]),
+  np.testing.assert_allclose(retrieval.mean_per_view(hit, pv, [0, 1]),
                              [0.0, 50.0])
-  np.testing.assert_allclose(protocols.mean_per_view(ap, pv, [0, 1]),
+  np.testing.assert_allclose(retrieval.mean_per_view(ap, pv, [0, 1]),
                              [50.0, 62.5])
 
 
@@ -231,7 +233,7 @@ def test_cross_view_matches_loop_reference():
   pl, pv = rng.integers(0, 6, 40), rng.integers(0, 3, 40)
   gl, gv = rng.integers(0, 6, 50), rng.integers(0, 3, 50)
   dist = rng.uniform(size=(40, 50))
-  hit, ap = protocols.cross_view_rank1_ap(dist, pl, pv, gl, gv,
+  hit, ap = retrieval.cross_view_rank1_ap(dist, pl, pv, gl, gv,
                                           block_elements=200)
   want_hit, want_ap = _loop_rank1_ap(dist, pl, pv, gl, gv)
   np.testing.assert_array_equal(np.isnan(hit), np.isnan(want_hit))

@@ -6,10 +6,9 @@ import numpy as np
 import optax
 import pytest
 
+from gait_jax import experiment
 from gait_jax import losses
-from gait_jax import optim
 from gait_jax import parallel
-from gait_jax import train
 from gait_jax.data import pipeline
 from gait_jax.data import sampling
 from gait_jax.data import transforms
@@ -51,27 +50,22 @@ def test_sharded_step_equals_single_device(tiny_dataset, model_name, preset):
   config = tiny_config(tiny_dataset, model=model_name, preset=preset)
   with config.unlocked():
     config.loss.ce.weight = 0.1 if model_name == 'baseline' else 0.0
+    config.data.k = 4
   src = GaitSource(tiny_dataset, 'train')
   classes = src.train_classes()
   sampler = sampling.PKSampler(src.subject_indices(classes), 4, 4, seed=0,
                                batch_shuffle=True)
   host = pipeline.TrainBatchLoader(src, sampler, num_frames=6)(0)
   batch = {k: host[k] for k in ('sils', 'labels', 'mask')}
-  schedule = optim.make_schedule(config.optim, config.schedule, 10)
-  tx = optim.make_optimizer(config.optim, schedule)
-
   mesh = parallel.make_mesh(4)
-  model4 = train.build_model(config, len(classes), axis_name='data')
-  state = train.init_state(model4, tx, config, mesh)
-  model1 = train.build_model(config, len(classes), axis_name=None)
+  run = experiment.build_training(config, len(classes), mesh=mesh,
+                                  donate_state=False)
+  state = run.state
   want_loss, want_params, want_stats, _ = jax.jit(
-      lambda s, b: _reference_step(model1, tx, config.loss, 4, s, b))(
-          jax.device_get(state), batch)
+      lambda s, b: _reference_step(run.eval_model, run.tx, config.loss, 4, s,
+                                   b))(jax.device_get(state), batch)
 
-  step = parallel.shard_step(
-      train.make_step_fn(model4, tx, schedule, config.loss, 4, jnp.float32),
-      mesh, donate_state=False)
-  new, metrics = step(state, parallel.host_to_global(mesh, batch))
+  new, metrics = run.step(state, parallel.host_to_global(mesh, batch))
   np.testing.assert_allclose(float(metrics['loss/total']), float(want_loss),
                              rtol=1e-5)
   _rel_close(new.params, want_params)
@@ -89,18 +83,14 @@ def test_non_finite_step_keeps_the_state(tiny_dataset):
   classes = src.train_classes()
   sampler = sampling.PKSampler(src.subject_indices(classes), 4, 2, seed=0)
   host = pipeline.TrainBatchLoader(src, sampler, num_frames=6)(0)
-  schedule = optim.make_schedule(config.optim, config.schedule, 10)
-  tx = optim.make_optimizer(config.optim, schedule)
   mesh = parallel.make_mesh(4)
-  model = train.build_model(config, len(classes), axis_name='data')
-  state = train.init_state(model, tx, config, mesh)
+  run = experiment.build_training(config, len(classes), mesh=mesh,
+                                  donate_state=False)
   # A NaN parameter makes the loss NaN.
-  bad = state.replace(params=jax.tree.map(lambda x: x * jnp.nan, state.params))
-  step = parallel.shard_step(
-      train.make_step_fn(model, tx, schedule, config.loss, 2, jnp.float32),
-      mesh, donate_state=False)
+  bad = run.state.replace(
+      params=jax.tree.map(lambda x: x * jnp.nan, run.state.params))
   batch = parallel.host_to_global(
       mesh, {k: host[k] for k in ('sils', 'labels', 'mask')})
-  new, metrics = step(bad, batch)
+  new, metrics = run.step(bad, batch)
   assert float(metrics['finite']) == 0.0
   assert int(new.step) == 0  # Not advanced.

@@ -126,3 +126,51 @@ def test_end_to_end_launch(tiny_dataset, tmp_path):
   assert again.returncode == 0, again.stderr[-3000:]
   assert json.load(open(tmp_path / 'eval_latest.json'))['summary'] == (
       report['summary'])
+
+
+def test_sigterm_exit_status_names_an_early_stop(tiny_dataset, tmp_path):
+  from gait_jax import commands  # pylint: disable=g-import-not-at-top
+  args = [sys.executable, os.path.join(REPO, 'launch.py'),
+          '--config=configs/synthetic_demo.py', f'--workdir={tmp_path}',
+          '--config.data.source=tfds',
+          f'--config.data.dataset_dir={tiny_dataset}',
+          '--config.data.p=4', '--config.data.k=2',
+          '--config.data.num_frames=6', '--config.train.num_steps=100000',
+          '--config.train.log_every=1', '--config.train.ckpt_every=100000']
+  proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  metrics = tmp_path / 'metrics.jsonl'
+  deadline = time.time() + 300
+  # After the first logged step the SIGTERM handler is installed.
+  while time.time() < deadline and not (
+      metrics.exists() and metrics.read_text().strip()):
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == commands.EXIT_PREEMPTED, err[-3000:]
+  assert 'run the same command again to resume' in out
+  saved = ckpt_lib.Checkpointer(str(tmp_path)).latest_step()
+  assert saved is not None and saved >= 1
+
+
+def test_damaged_latest_checkpoint_resumes_from_the_previous(tiny_dataset,
+                                                             tmp_path):
+  straight = train.train(tiny_config(tiny_dataset, steps=4),
+                         str(tmp_path / 'a'))
+  workdir = tmp_path / 'b'
+  train.train(tiny_config(tiny_dataset, steps=4), str(workdir))
+  # Garble the largest data file of step 4's state.
+  files = [p for p in (workdir / 'checkpoints' / '4' / 'state').rglob('*')
+           if p.is_file()]
+  target = max(files, key=lambda p: p.stat().st_size)
+  data = bytearray(target.read_bytes())
+  mid = len(data) // 2
+  data[mid:mid + 64] = bytes(64)
+  target.write_bytes(bytes(data))
+  resumed = train.train(tiny_config(tiny_dataset, steps=4), str(workdir))
+  assert int(resumed.step) == 4
+  _assert_same(straight, resumed)  # Steps 3 and 4 were redone from step 2.
+  assert (workdir / 'checkpoints_damaged' / '4').is_dir()  # Kept aside.
+  rows = [json.loads(l) for l in open(workdir / 'metrics.jsonl')]
+  assert [r['step'] for r in rows] == [1, 2, 3, 4]

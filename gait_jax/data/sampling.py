@@ -12,7 +12,7 @@ position in the batch for frame sampling and augmentation), so that:
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -168,10 +168,3 @@ def augment_rng(seed: int, step: int, position: int,
   """
   return rng_for(seed, _AUGMENT_STREAM, step, position, op)
 
-
-def class_index(subjects: Sequence[str],
-                train_subjects: Sequence[str]) -> tuple[list[str],
-                                                        Mapping[str, int]]:
-  """Sorted training subjects present in the data and their class indices."""
-  present = sorted(set(subjects) & set(train_subjects))
-  return present, {s: i for i, s in enumerate(present)}

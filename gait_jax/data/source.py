@@ -5,51 +5,170 @@ A dataset is a TFDS directory (``<data_dir>/<name>/<version>``) in
 ``frames`` uint8 [T, 64, 64], ``subject``, ``type``, ``view`` and ``length``
 (see docs/design.md). Records are stored in key-hash order, so the source keeps
 its own index of the metadata of every record, cached as JSON beside the
-shards after the first read.
+shards after the first read. A damaged or malformed dataset file raises
+``DatasetFileError`` naming the file (and, in a shard, the record).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
+import logging
 import os
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
+import zlib
 
 import numpy as np
 
 INDEX_FIELDS = ('subject', 'type', 'view', 'length')
+_DESCRIPTION_FILES = ('dataset_info.json', 'features.json')
+
+
+class DatasetFileError(ValueError):
+  """A file of a gait dataset is damaged or malformed.
+
+  Attributes:
+    path: the file.
+    record: the index of the damaged record within the file (a shard), or
+      None when unknown or not applicable.
+  """
+
+  def __init__(self, path: str, problem: str, record: int | None = None):
+    where = path if record is None else f'{path}, record {record}'
+    super().__init__(f'{where}: {problem}. The dataset file is damaged: '
+                     'convert the dataset again (or restore the file).')
+    self.path = path
+    self.record = record
 
 
 def _as_str(value: Any) -> str:
   return value.decode('utf-8') if isinstance(value, bytes) else str(value)
 
 
-def open_split(dataset_dir: str, split: str):
-  """The TFDS random-access data source of one split (no TensorFlow).
+def _load_json(path: str) -> Any:
+  """The content of a JSON file; DatasetFileError names a malformed one."""
+  try:
+    with open(path, 'rb') as f:
+      return json.loads(f.read())
+  except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError included.
+    raise DatasetFileError(path, f'malformed JSON ({err})') from err
+
+
+def open_split(dataset_dir: str, split: str, *,
+               decoders: dict[str, Any] | None = None) -> 'SplitRecords':
+  """The random-access records of one split (no TensorFlow).
 
   Args:
     dataset_dir: a TFDS dataset directory written by ``data_prep``.
     split: split name, e.g. ``'train'``.
+    decoders: TFDS decoders per feature (e.g. ``SkipDecoding`` for frames).
 
   Returns:
-    A data source: ``len(src)``, ``src[i]`` and ``src.__getitems__(idx)``
+    A ``SplitRecords``: ``len(src)``, ``src[i]`` and ``src.__getitems__(idx)``
     give dicts with frames (uint8 [T, 64, 64]), subject/type/view (bytes)
     and length (int).
   """
-  return _builder(dataset_dir, split).as_data_source(split=split)
+  return SplitRecords(_builder(dataset_dir, split), split, decoders)
 
 
 def _builder(dataset_dir: str, split: str):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
   if not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
     raise FileNotFoundError(
         f'{dataset_dir} is not a finished gait dataset (no '
         'dataset_info.json). Build one with data_prep first.')
-  builder = tfds.builder_from_directory(dataset_dir)
+  for name in _DESCRIPTION_FILES:
+    path = os.path.join(dataset_dir, name)
+    if os.path.exists(path):
+      _load_json(path)  # TFDS's own errors would not name the file.
+  try:
+    builder = tfds.builder_from_directory(dataset_dir)
+  except (json_format.Error, KeyError, TypeError, ValueError) as err:
+    raise DatasetFileError(
+        os.path.join(dataset_dir, _DESCRIPTION_FILES[0]),
+        f'not a valid TFDS dataset description together with '
+        f'{_DESCRIPTION_FILES[1]} ({type(err).__name__}: {err})') from err
   if split not in builder.info.splits:
     raise ValueError(f'Dataset {dataset_dir} has no split {split!r}; it has '
                      f'{sorted(builder.info.splits.keys())}.')
   return builder
+
+
+class SplitRecords:
+  """The records of one split; a read that fails names its shard file.
+
+  Reading goes through TFDS's ``array_record`` data source. A shard that is
+  cut short, garbled or otherwise unreadable raises ``DatasetFileError``
+  naming the shard and the record's index in it, instead of the reader's
+  or decoder's own error (which names neither).
+  """
+
+  def __init__(self, builder, split: str,
+               decoders: dict[str, Any] | None = None):
+    from tensorflow_datasets.core import decode  # pylint: disable=g-import-not-at-top
+    self._raw = builder.as_data_source(
+        split=split, deserialize_method=decode.DeserializeMethod.RAW_BYTES)
+    self._features = builder.info.features
+    self._decoders = decoders
+    info = builder.info.splits[split]
+    self._paths = [os.fspath(p) for p in info.filepaths]
+    self._starts = np.cumsum([0] + list(info.shard_lengths)).tolist()
+
+  def __len__(self) -> int:
+    return self._starts[-1]
+
+  def locate(self, i: int) -> tuple[str, int]:
+    """(shard file, index within it) of record ``i`` of the split."""
+    shard = bisect.bisect_right(self._starts, i) - 1
+    return self._paths[shard], i - self._starts[shard]
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    return self.__getitems__([i])[0]
+
+  def __getitems__(self, keys: Sequence[int]) -> list[dict[str, Any]]:
+    keys = [int(k) for k in keys]
+    bad = [k for k in keys if not 0 <= k < len(self)]
+    if bad:
+      raise IndexError(f'record indices {bad[:5]} out of range for a split '
+                       f'of {len(self)} records')
+    if not keys:
+      return []
+    try:
+      records = self._raw.__getitems__(keys)
+    except (RuntimeError, OSError, ValueError) as err:
+      self._raise_for_first_unreadable(keys, err)
+    return [self._decode(k, r) for k, r in zip(keys, records)]
+
+  def _raise_for_first_unreadable(self, keys: Sequence[int],
+                                  err: Exception) -> NoReturn:
+    """Reads ``keys`` one by one to name the record a batch read failed on."""
+    for k in keys:
+      try:
+        self._raw[k]
+      except (RuntimeError, OSError, ValueError) as one:
+        path, j = self.locate(k)
+        raise DatasetFileError(path, f'cannot read the record ({one})',
+                               j) from one
+    shards = sorted({self.locate(k)[0] for k in keys})
+    raise DatasetFileError(', '.join(shards),
+                           f'cannot read records {keys[:5]} ({err})') from err
+
+  def _decode(self, k: int, record: Any) -> dict[str, Any]:
+    from google.protobuf import message  # pylint: disable=g-import-not-at-top
+    if not isinstance(record, bytes) or not record:
+      path, j = self.locate(k)
+      raise DatasetFileError(path, 'the record is missing (the file is cut '
+                             'short?)', j)
+    try:
+      return self._features.deserialize_example_np(record,
+                                                   decoders=self._decoders)
+    except (message.DecodeError, zlib.error, ValueError, TypeError) as err:
+      path, j = self.locate(k)
+      raise DatasetFileError(
+          path, f'cannot decode the record ({type(err).__name__}: {err})',
+          j) from err
 
 
 def read_index(dataset_dir: str, split: str, *,
@@ -61,8 +180,8 @@ def read_index(dataset_dir: str, split: str, *,
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  source = _builder(dataset_dir, split).as_data_source(
-      split=split, decoders={'frames': tfds.decode.SkipDecoding()})
+  source = open_split(dataset_dir, split,
+                      decoders={'frames': tfds.decode.SkipDecoding()})
   index = []
   for start in tqdm(range(0, len(source), chunk), desc=f'index {split}',
                     unit='chunk', leave=False, disable=len(source) <= chunk):
@@ -74,13 +193,21 @@ def read_index(dataset_dir: str, split: str, *,
 
 
 def read_metadata(dataset_dir: str) -> dict[str, Any]:
-  """The dataset-level metadata (protocol, views, types, partition, report)."""
+  """The dataset-level metadata (protocol, views, types, partition, report).
+
+  Raises:
+    FileNotFoundError: there is no ``metadata.json``.
+    DatasetFileError: it is not a JSON object.
+  """
   path = os.path.join(dataset_dir, 'metadata.json')
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: {dataset_dir} was not written '
                             'by data_prep or is incomplete.')
-  with open(path) as f:
-    return json.load(f)
+  metadata = _load_json(path)
+  if not isinstance(metadata, dict):
+    raise DatasetFileError(path, 'expected a JSON object, got '
+                           f'{type(metadata).__name__}')
+  return metadata
 
 
 class GaitSource:
@@ -113,9 +240,13 @@ class GaitSource:
   def _load_index(self) -> list[dict[str, Any]]:
     path = self._index_path()
     if os.path.exists(path):
-      with open(path) as f:
-        index = json.load(f)
-      if len(index) == len(self.source):
+      try:
+        index = _load_json(path)
+      except DatasetFileError as err:
+        # The index only caches what the shards hold: rebuild it.
+        logging.warning('Rebuilding the record index: %s', err)
+        index = None
+      if isinstance(index, list) and len(index) == len(self.source):
         return index
     index = self._build_index()
     tmp = f'{path}.tmp-{os.getpid()}'

@@ -10,6 +10,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+# Frames are 64x64 silhouettes cut to width 44 by `cut_width`.
+FRAME_HEIGHT = 64
+FRAME_WIDTH = 44
+FRAME_SHAPE = (FRAME_HEIGHT, FRAME_WIDTH)
+
 
 def cut_width(frames: np.ndarray) -> np.ndarray:
   """Cuts ``W // 64 * 10`` columns from both sides: [..., H, W] → [..., H, W-2c].

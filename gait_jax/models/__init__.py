@@ -10,6 +10,11 @@ Every model maps silhouettes `[n, s, 64, 44]` in [0, 1] and an optional frame
 mask `[n, s]` (True = real frame) to a dict with `'embeddings'`
 `[n, parts, channels]` and, for models with a classifier, `'logits'`
 `[n, classes, parts]`.
+
+Every model takes `ops` ('auto', 'reference' or 'cpu') and `conv_kernel_grad`
+('auto', 'taps' or 'xla'), which choose the implementation of its
+convolutions and pools without changing its parameters (see
+`gait_jax.models.ops`).
 """
 
 import dataclasses
@@ -21,6 +26,7 @@ from gait_jax.models import baseline
 from gait_jax.models import gaitgl
 from gait_jax.models import gaitpart
 from gait_jax.models import gaitset
+from gait_jax.models import ops as ops_lib
 
 _REGISTRY: dict[str, tuple[type[nn.Module], dict[str, dict[str, Any]]]] = {
     'gaitset': (gaitset.GaitSet, gaitset.VARIANTS),
@@ -66,13 +72,13 @@ def get_model(name: str, variant: str = 'casia_b',
     name: registry name, e.g. 'gaitset'.
     variant: 'casia_b', 'oumvlp' or 'tiny' (very small, for tests/demos).
     **model_config: overrides of the variant's attributes (e.g. num_classes,
-      axis_name, dtype); see `config_keys(name)`.
+      axis_name, dtype, ops); see `config_keys(name)`.
 
   Returns:
     An unbound Flax module.
 
   Raises:
-    ValueError: unknown name or variant.
+    ValueError: unknown name, variant, `ops` or `conv_kernel_grad` value.
     TypeError: an override key the model does not accept.
   """
   cls, variants = _lookup(name)
@@ -86,4 +92,7 @@ def get_model(name: str, variant: str = 'casia_b',
                     f'{name!r}; valid keys: {", ".join(valid)}.')
   config = dict(variants[variant])
   config.update(model_config)
-  return cls(**config)
+  model = cls(**config)
+  ops_lib.check_ops(model.ops)
+  ops_lib.check_kernel_grad(model.conv_kernel_grad)
+  return model

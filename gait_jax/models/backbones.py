@@ -10,8 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gait_jax.models import conv
 from gait_jax.models import layers
+from gait_jax.models import ops as ops_lib
 
 Array = jax.Array
 
@@ -40,9 +40,13 @@ class Plain(nn.Module):
     layers_cfg: e.g. ('BC-32', 'BC-32', 'M', 'FC-64-2', ...): 'BC-c' is a
       convolution, 'FC-c-h' a focal convolution with halving h, 'M' a pool.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   layers_cfg: Sequence[str]
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -53,26 +57,30 @@ class Plain(nn.Module):
       if kind == 'M':
         if i == 0:
           raise ValueError('The first Plain layer must be a convolution.')
-        x = conv.max_pool_2x2(x)
+        x = ops_lib.max_pool_2x2(x, ops=self.ops)
         index += 1
         continue
       kernel, pad = (5, 2) if i == 0 else (3, 1)
+      choice = dict(ops=self.ops, conv_kernel_grad=self.conv_kernel_grad)
       if kind == 'BC':
         x = layers.BasicConv(channels, (kernel, kernel), padding=pad,
-                             dtype=self.dtype, name=str(index))(x)
+                             dtype=self.dtype, name=str(index), **choice)(x)
       else:
         x = layers.FocalConv2d(channels, kernel, halving, padding=pad,
-                               dtype=self.dtype, name=str(index))(x)
+                               dtype=self.dtype, name=str(index), **choice)(x)
       x = layers.leaky_relu(x)
       index += 2
     return x
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Any,
-          name: str) -> conv.Conv2d:
+def _conv(module: nn.Module, features: int, kernel: int, stride: int,
+          name: str) -> ops_lib.Conv:
+  """A square convolution with `module`'s dtype and op choice."""
   pad = kernel // 2
-  return conv.Conv2d(features, (kernel, kernel), (stride, stride), (pad, pad),
-                     dtype=dtype, name=name)
+  return ops_lib.Conv(features, (kernel, kernel), (stride, stride),
+                      (pad, pad), ops=module.ops,
+                      conv_kernel_grad=module.conv_kernel_grad,
+                      dtype=module.dtype, name=name)
 
 
 class Downsample(nn.Module):
@@ -81,11 +89,13 @@ class Downsample(nn.Module):
   stride: int
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
                mask: Optional[Array] = None) -> Array:
-    x = _conv(self.features, 1, self.stride, self.dtype, '0')(x)
+    x = _conv(self, self.features, 1, self.stride, '0')(x)
     return layers.BatchNorm(axis_name=self.axis_name, dtype=self.dtype,
                             name='1')(x, train, mask)
 
@@ -99,12 +109,16 @@ class BasicBlock(nn.Module):
     downsample: project the shortcut (1x1 conv + BN).
     axis_name: BatchNorm reduction axis.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   stride: int = 1
   downsample: bool = False
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
@@ -113,12 +127,13 @@ class BasicBlock(nn.Module):
     def bn(name):
       return layers.BatchNorm(axis_name=self.axis_name, dtype=self.dtype,
                               name=name)
-    y = _conv(self.features, 3, self.stride, self.dtype, 'conv1')(x)
+    y = _conv(self, self.features, 3, self.stride, 'conv1')(x)
     y = nn.relu(bn('bn1')(y, train, mask))
-    y = _conv(self.features, 3, 1, self.dtype, 'conv2')(y)
+    y = _conv(self, self.features, 3, 1, 'conv2')(y)
     y = bn('bn2')(y, train, mask)
     if self.downsample:
       x = Downsample(self.features, self.stride, self.axis_name, self.dtype,
+                     ops=self.ops, conv_kernel_grad=self.conv_kernel_grad,
                      name='downsample')(x, train, mask)
     return nn.relu(y + x)
 
@@ -133,6 +148,8 @@ class ResLayer(nn.Module):
     in_features: input channels (decides whether the shortcut is projected).
     axis_name: BatchNorm reduction axis.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   blocks: int
@@ -140,6 +157,8 @@ class ResLayer(nn.Module):
   in_features: int
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
@@ -150,6 +169,7 @@ class ResLayer(nn.Module):
       x = BasicBlock(self.features, s,
                      downsample=(s != 1 or inplanes != self.features),
                      axis_name=self.axis_name, dtype=self.dtype,
+                     ops=self.ops, conv_kernel_grad=self.conv_kernel_grad,
                      name=str(j))(x, train, mask)
       inplanes = self.features
     return x
@@ -164,12 +184,16 @@ class ResNet9(nn.Module):
     strides: stride of each stage's first block.
     axis_name: BatchNorm reduction axis.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   channels: Sequence[int] = (64, 128, 256, 512)
   layers: Sequence[int] = (1, 1, 1, 1)
   strides: Sequence[int] = (1, 2, 2, 1)
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
@@ -186,6 +210,8 @@ class ResNet9(nn.Module):
     """
     inplanes = self.channels[0]
     x = layers.BasicConv(inplanes, (3, 3), padding=1, dtype=self.dtype,
+                         ops=self.ops,
+                         conv_kernel_grad=self.conv_kernel_grad,
                          name='conv1')(x)
     x = layers.BatchNorm(axis_name=self.axis_name, dtype=self.dtype,
                          name='bn1')(x, train, mask)
@@ -193,6 +219,8 @@ class ResNet9(nn.Module):
     for i, (planes, blocks, stride) in enumerate(
         zip(self.channels, self.layers, self.strides)):
       x = ResLayer(planes, blocks, stride, inplanes, self.axis_name,
-                   self.dtype, name=f'layer{i + 1}')(x, train, mask)
+                   self.dtype, ops=self.ops,
+                   conv_kernel_grad=self.conv_kernel_grad,
+                   name=f'layer{i + 1}')(x, train, mask)
       inplanes = planes
     return x

@@ -67,6 +67,10 @@ class Baseline(nn.Module):
     bin_num: horizontal pyramid bins.
     axis_name: BatchNorm reduction axis (None on one device).
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    ops: 'auto', 'reference' or 'cpu': which implementation of the
+      convolutions and pools runs (see `gait_jax.models.ops`).
+    conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
+      CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
   """
   layers_cfg: Sequence[str] = BASELINE_VARIANTS['casia_b']['layers_cfg']
   hidden_dim: int = 256
@@ -74,6 +78,8 @@ class Baseline(nn.Module):
   bin_num: Sequence[int] = (16, 8, 4, 2, 1)
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -91,6 +97,8 @@ class Baseline(nn.Module):
     """
     x = sils.astype(self.dtype)[..., None]  # [n, s, h, w, 1]
     backbone = backbones.Plain(self.layers_cfg, dtype=self.dtype,
+                               ops=self.ops,
+                               conv_kernel_grad=self.conv_kernel_grad,
                                name='Backbone')
     x = layers.frame_wise(backbone, x)  # [n, s, h', w', c]
     x = layers.masked_max(x, mask)  # [n, h', w', c]
@@ -111,6 +119,10 @@ class GaitBase(nn.Module):
     bin_num: horizontal pyramid bins.
     axis_name: BatchNorm reduction axis (None on one device).
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    ops: 'auto', 'reference' or 'cpu': which implementation of the
+      convolutions and pools runs (see `gait_jax.models.ops`).
+    conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
+      CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
   """
   channels: Sequence[int] = (64, 128, 256, 512)
   layers: Sequence[int] = (1, 1, 1, 1)
@@ -120,6 +132,8 @@ class GaitBase(nn.Module):
   bin_num: Sequence[int] = (16,)
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -140,6 +154,8 @@ class GaitBase(nn.Module):
     x = sils.astype(self.dtype)[..., None]  # [n, s, h, w, 1]
     backbone = backbones.ResNet9(self.channels, self.layers, self.strides,
                                  axis_name=self.axis_name, dtype=self.dtype,
+                                 ops=self.ops,
+                                 conv_kernel_grad=self.conv_kernel_grad,
                                  name='Backbone')
     frame_mask = None if mask is None else mask.reshape(n * s)
     x = layers.frame_wise(lambda z: backbone(z, train, frame_mask), x)

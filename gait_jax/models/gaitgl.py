@@ -11,8 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gait_jax.models import conv
 from gait_jax.models import layers
+from gait_jax.models import ops as ops_lib
 
 Array = jax.Array
 
@@ -35,11 +35,15 @@ class GLConv(nn.Module):
     fm_sign: concatenate global and local maps along the height (doubling
       it) instead of adding them.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   halving: int
   fm_sign: bool = False
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None) -> Array:
@@ -55,7 +59,10 @@ class GLConv(nn.Module):
     """
     def conv(name):
       return layers.BasicConv(self.features, (3, 3, 3), padding=1,
-                              leaf_name='conv3d', dtype=self.dtype, name=name)
+                              leaf_name='conv3d', dtype=self.dtype,
+                              ops=self.ops,
+                              conv_kernel_grad=self.conv_kernel_grad,
+                              name=name)
     x = layers.zero_padding(x, mask)
     gob = conv('global_conv3d')(x)
     local = conv('local_conv3d')
@@ -75,13 +82,17 @@ class GLStage(nn.Module):
   halving: int
   fm_sign_last: bool = False
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None) -> Array:
     last = len(self.features) - 1
     for i, f in enumerate(self.features):
       x = GLConv(f, self.halving, self.fm_sign_last and i == last,
-                 self.dtype, name=str(i))(x, mask)
+                 self.dtype, ops=self.ops,
+                 conv_kernel_grad=self.conv_kernel_grad,
+                 name=str(i))(x, mask)
     return x
 
 
@@ -95,6 +106,8 @@ class Conv3dStack(nn.Module):
     strides: 3-D strides.
     padding: 3-D symmetric padding.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   num_convs: int = 1
@@ -102,6 +115,8 @@ class Conv3dStack(nn.Module):
   strides: Sequence[int] = (1, 1, 1)
   padding: Sequence[int] = (1, 1, 1)
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None) -> Array:
@@ -109,58 +124,35 @@ class Conv3dStack(nn.Module):
       x = layers.zero_padding(x, mask)
       x = layers.BasicConv(self.features, self.kernel_size, self.strides,
                            self.padding, leaf_name='conv3d',
-                           dtype=self.dtype, name=str(2 * i))(x)
+                           dtype=self.dtype, ops=self.ops,
+                           conv_kernel_grad=self.conv_kernel_grad,
+                           name=str(2 * i))(x)
       x = layers.leaky_relu(x)
     return x
-
-
-class _StridedTimeConv(nn.Module):
-  """Conv3d with kernel = stride = (k, 1, 1), no padding, as one matmul.
-
-  The windows do not overlap, so the convolution is a reshape of the frame
-  axis into [t, k] and a contraction over (k, channels): the same arithmetic
-  as XLA's 3-D convolution, several times faster on CPUs. The parameter is the
-  3-D kernel `[k, 1, 1, in, out]` that a convolution would hold.
-  """
-  features: int
-  k: int = 3
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    n, s = x.shape[:2]
-    kernel = self.param('kernel', layers.conv_init,
-                        (self.k, 1, 1, x.shape[-1], self.features),
-                        jnp.float32)
-    t = (s - self.k) // self.k + 1
-    x = x[:, :t * self.k].reshape(n, t, self.k, *x.shape[2:])  # [n,t,k,h,w,c]
-    return jnp.einsum('ntkhwc,kco->nthwo', x.astype(self.dtype),
-                      kernel[:, 0, 0].astype(self.dtype))  # [n, t, h, w, o]
-
-
-class _LTABlock(nn.Module):
-  """Holds the `conv3d` leaf, like OpenGait's BasicConv3d."""
-  features: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    return _StridedTimeConv(self.features, dtype=self.dtype,
-                            name='conv3d')(x)
 
 
 class LTA(nn.Module):
   """Local temporal aggregation: stride-3 temporal conv + LeakyReLU.
 
-  Parameter path `LTA/0/conv3d/kernel` `[3, 1, 1, c, c]` as in OpenGait.
+  The convolution has kernel = stride = (3, 1, 1) and no padding. Parameter
+  path `LTA/0/conv3d/kernel` `[3, 1, 1, c, c]` as in OpenGait.
+
+  Attributes:
+    features: output channels.
+    dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
   """
   features: int
   dtype: Any = jnp.float32
+  ops: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    x = _LTABlock(self.features, dtype=self.dtype, name='0')(x)
-    return layers.leaky_relu(x)  # [n, s // 3, h, w, c]
+    """Maps `[n, s, h, w, c]` to `[n, s // 3, h, w, features]`."""
+    x = layers.BasicConv(self.features, (3, 1, 1), strides=(3, 1, 1),
+                         leaf_name='conv3d', dtype=self.dtype, ops=self.ops,
+                         name='0')(x)
+    return layers.leaky_relu(x)
 
 
 def repeat_short_sequences(x: Array, mask: Optional[Array]
@@ -200,6 +192,10 @@ class GaitGL(nn.Module):
     bin_num: GeM pooling bins.
     axis_name: BatchNorm reduction axis (None on one device).
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    ops: 'auto', 'reference' or 'cpu': which implementation of the
+      convolutions and pools runs (see `gait_jax.models.ops`).
+    conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
+      CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
   """
   structure: str = 'casia_b'
   channels: Sequence[int] = (32, 64, 128)
@@ -207,6 +203,8 @@ class GaitGL(nn.Module):
   bin_num: Sequence[int] = (64,)
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -230,28 +228,32 @@ class GaitGL(nn.Module):
                        f'{_STRUCTURES[self.structure]} channels, got '
                        f'{tuple(self.channels)}.')
     dt = self.dtype
+    choice = dict(ops=self.ops, conv_kernel_grad=self.conv_kernel_grad)
     x, mask = repeat_short_sequences(sils.astype(dt)[..., None], mask)
     # x: [n, s, h, w, 1]
     c0 = self.channels[0]
     deep = self.structure == 'oumvlp'
-    x = Conv3dStack(c0, 2 if deep else 1, dtype=dt, name='conv3d')(x, mask)
-    x = LTA(c0, dtype=dt, name='LTA')(x)  # [n, s // 3, h, w, c0]
+    x = Conv3dStack(c0, 2 if deep else 1, dtype=dt, name='conv3d',
+                    **choice)(x, mask)
+    x = LTA(c0, dtype=dt, ops=self.ops, name='LTA')(x)
+    # x: [n, s // 3, h, w, c0]
     if mask is not None:
       lengths = jnp.sum(mask.astype(jnp.int32), axis=1)
       mask = jnp.arange(x.shape[1])[None, :] < (lengths // 3)[:, None]
     if deep:
       _, c1, c2, c3 = self.channels
-      x = GLStage((c1, c1), 1, dtype=dt, name='GLConvA0')(x, mask)
-      x = conv.max_pool_2x2(x)
-      x = GLStage((c2, c2), 1, dtype=dt, name='GLConvA1')(x, mask)
+      x = GLStage((c1, c1), 1, dtype=dt, name='GLConvA0', **choice)(x, mask)
+      x = ops_lib.max_pool_2x2(x, ops=self.ops)
+      x = GLStage((c2, c2), 1, dtype=dt, name='GLConvA1', **choice)(x, mask)
       x = GLStage((c3, c3), 1, fm_sign_last=True, dtype=dt,
-                  name='GLConvB2')(x, mask)
+                  name='GLConvB2', **choice)(x, mask)
     else:
       _, c1, c2 = self.channels
-      x = GLConv(c1, 3, dtype=dt, name='GLConvA0')(x, mask)
-      x = conv.max_pool_2x2(x)
-      x = GLConv(c2, 3, dtype=dt, name='GLConvA1')(x, mask)
-      x = GLConv(c2, 3, fm_sign=True, dtype=dt, name='GLConvB2')(x, mask)
+      x = GLConv(c1, 3, dtype=dt, name='GLConvA0', **choice)(x, mask)
+      x = ops_lib.max_pool_2x2(x, ops=self.ops)
+      x = GLConv(c2, 3, dtype=dt, name='GLConvA1', **choice)(x, mask)
+      x = GLConv(c2, 3, fm_sign=True, dtype=dt, name='GLConvB2',
+                 **choice)(x, mask)
     # x: [n, t, 2 * h / 2, w / 2, c]
     x = layers.masked_max(x, mask)  # [n, h, w / 2, c]
     feat = layers.GeMHPP(self.bin_num, name='HPP')(x)  # [n, p, c]

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from gait_jax.models import backbones
 from gait_jax.models import layers
+from gait_jax.models import ops as ops_lib
 
 Array = jax.Array
 
@@ -67,10 +68,12 @@ class PartConv1d(nn.Module):
     features: output channels.
     kernel_size: odd temporal kernel size (zero padding k // 2).
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
   """
   features: int
   kernel_size: int
   dtype: Any = jnp.float32
+  ops: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -80,9 +83,8 @@ class PartConv1d(nn.Module):
                                           batch_axis=(0,))
     kernel = self.param('kernel', init, (p, self.kernel_size, c,
                                          self.features), jnp.float32)
-    win = _shift_windows(x.astype(self.dtype), self.kernel_size, 0.0)
-    # win: [n, s, k, p, c]
-    return jnp.einsum('nskpc,pkcd->nspd', win, kernel.astype(self.dtype))
+    return ops_lib.part_conv1d(x.astype(self.dtype),
+                               kernel.astype(self.dtype), ops=self.ops)
 
 
 class PartConvPair(nn.Module):
@@ -91,14 +93,15 @@ class PartConvPair(nn.Module):
   features: int
   kernel_sizes: tuple[int, int]
   dtype: Any = jnp.float32
+  ops: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array]) -> Array:
     h = PartConv1d(self.hidden, self.kernel_sizes[0], self.dtype,
-                   name='0')(x)  # [n, s, p, hidden]
+                   ops=self.ops, name='0')(x)  # [n, s, p, hidden]
     h = layers.zero_padding(layers.leaky_relu(h), mask)
     return PartConv1d(self.features, self.kernel_sizes[1], self.dtype,
-                      name='2')(h)  # [n, s, p, features]
+                      ops=self.ops, name='2')(h)  # [n, s, p, features]
 
 
 class TemporalFeatureAggregator(nn.Module):
@@ -107,9 +110,11 @@ class TemporalFeatureAggregator(nn.Module):
   Attributes:
     squeeze: hidden channels = channels // squeeze.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
   """
   squeeze: int = 4
   dtype: Any = jnp.float32
+  ops: str = 'auto'
 
   @staticmethod
   def _max(xm: Array, k: int, mask: Optional[Array]) -> Array:
@@ -136,11 +141,13 @@ class TemporalFeatureAggregator(nn.Module):
         layers.expand_mask(mask, x.ndim), x, jnp.array(-jnp.inf, x.dtype))
     # MTB1: short-range scores times a 3-frame template.
     scores = jax.nn.sigmoid(PartConvPair(
-        hidden, c, (3, 1), self.dtype, name='conv1d3x1')(xz, mask))
+        hidden, c, (3, 1), self.dtype, ops=self.ops,
+        name='conv1d3x1')(xz, mask))
     feat = (temporal_avg_pool(xz, 3) + self._max(xm, 3, mask)) * scores
     # MTB2: longer-range scores times a 5-frame template.
     scores = jax.nn.sigmoid(PartConvPair(
-        hidden, c, (3, 3), self.dtype, name='conv1d3x3')(xz, mask))
+        hidden, c, (3, 3), self.dtype, ops=self.ops,
+        name='conv1d3x3')(xz, mask))
     feat = feat + (temporal_avg_pool(xz, 5) +
                    self._max(xm, 5, mask)) * scores  # [n, s, p, c]
     return layers.masked_max(feat, mask)  # [n, p, c]
@@ -157,6 +164,10 @@ class GaitPart(nn.Module):
     num_classes: unused (no classifier); accepted for the common contract.
     axis_name: unused (no BatchNorm); accepted for the common contract.
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    ops: 'auto', 'reference' or 'cpu': which implementation of the
+      convolutions and pools runs (see `gait_jax.models.ops`).
+    conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
+      CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
   """
   layers_cfg: Sequence[str] = VARIANTS['casia_b']['layers_cfg']
   hidden_dim: int = 128
@@ -165,6 +176,8 @@ class GaitPart(nn.Module):
   num_classes: Optional[int] = None
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -182,10 +195,12 @@ class GaitPart(nn.Module):
     del train
     x = sils.astype(self.dtype)[..., None]  # [n, s, h, w, 1]
     backbone = backbones.Plain(self.layers_cfg, dtype=self.dtype,
+                               ops=self.ops,
+                               conv_kernel_grad=self.conv_kernel_grad,
                                name='Backbone')
     x = layers.frame_wise(backbone, x)  # [n, s, h', w', c]
     x = layers.horizontal_pyramid(x, self.bin_num)  # [n, s, p, c]
-    x = TemporalFeatureAggregator(self.squeeze, self.dtype,
+    x = TemporalFeatureAggregator(self.squeeze, self.dtype, ops=self.ops,
                                   name='TFA')(x, mask)  # [n, p, c]
     embs = layers.SeparateFCs(x.shape[1], self.hidden_dim, dtype=self.dtype,
                               name='Head')(x)  # [n, p, hidden_dim]

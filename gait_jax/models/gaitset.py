@@ -10,8 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gait_jax.models import conv
 from gait_jax.models import layers
+from gait_jax.models import ops as ops_lib
 
 Array = jax.Array
 
@@ -30,25 +30,30 @@ class SetBlock(nn.Module):
     first_kernel: kernel size of the first convolution (5 in the first block).
     pool: end with a 2x2, stride-2 max-pool.
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   first_kernel: int = 3
   pool: bool = True
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """Maps `[N, h, w, c]` to `[N, h', w', features]`."""
     k = self.first_kernel
+    choice = dict(ops=self.ops, conv_kernel_grad=self.conv_kernel_grad)
     # Indices 0 and 2 mirror OpenGait's Sequential (1, 3 are the LeakyReLUs).
     x = layers.BasicConv(self.features, (k, k), padding=k // 2,
-                         dtype=self.dtype, name='0')(x)
+                         dtype=self.dtype, name='0', **choice)(x)
     x = layers.leaky_relu(x)
     x = layers.BasicConv(self.features, (3, 3), padding=1, dtype=self.dtype,
-                         name='2')(x)
+                         name='2', **choice)(x)
     x = layers.leaky_relu(x)
     if self.pool:
-      x = conv.max_pool_2x2(x)
+      x = ops_lib.max_pool_2x2(x, ops=self.ops)
     return x
 
 
@@ -63,6 +68,10 @@ class GaitSet(nn.Module):
       takes the same configuration keys.
     axis_name: unused (no BatchNorm); accepted for the common contract.
     dtype: compute dtype; parameters stay float32, outputs are float32.
+    ops: 'auto', 'reference' or 'cpu': which implementation of the
+      convolutions and pools runs (see `gait_jax.models.ops`).
+    conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
+      CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
   """
   in_channels: Sequence[int] = (1, 32, 64, 128)
   hidden_dim: int = 256
@@ -70,6 +79,8 @@ class GaitSet(nn.Module):
   num_classes: Optional[int] = None
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -89,11 +100,15 @@ class GaitSet(nn.Module):
     dt = self.dtype
     x = sils.astype(dt)[..., None]  # [n, s, h, w, 1]
 
-    set_block1 = SetBlock(c1, first_kernel=5, dtype=dt, name='set_block1')
-    set_block2 = SetBlock(c2, dtype=dt, name='set_block2')
-    set_block3 = SetBlock(c3, pool=False, dtype=dt, name='set_block3')
-    gl_block2 = SetBlock(c2, dtype=dt, name='gl_block2')
-    gl_block3 = SetBlock(c3, pool=False, dtype=dt, name='gl_block3')
+    choice = dict(ops=self.ops, conv_kernel_grad=self.conv_kernel_grad)
+    set_block1 = SetBlock(c1, first_kernel=5, dtype=dt, name='set_block1',
+                          **choice)
+    set_block2 = SetBlock(c2, dtype=dt, name='set_block2', **choice)
+    set_block3 = SetBlock(c3, pool=False, dtype=dt, name='set_block3',
+                          **choice)
+    gl_block2 = SetBlock(c2, dtype=dt, name='gl_block2', **choice)
+    gl_block3 = SetBlock(c3, pool=False, dtype=dt, name='gl_block3',
+                         **choice)
 
     outs = layers.frame_wise(set_block1, x)  # [n, s, h/2, w/2, c1]
     gl = gl_block2(layers.masked_max(outs, mask))  # [n, h/4, w/4, c2]

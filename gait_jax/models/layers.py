@@ -7,7 +7,9 @@ features are `[n, p, c]`.
 Submodule names follow OpenGait's state-dict keys, so that a PyTorch key maps to
 a Flax path by dropping the container segments `forward_block`, `feature` and
 `pooling_func` (see `gait_jax.torch_compat`). Parameters are float32; the
-compute dtype is the module attribute `dtype`.
+compute dtype is the module attribute `dtype`. Convolutions and pools run
+through `gait_jax.models.ops` with the module attributes `ops` and
+`conv_kernel_grad`.
 """
 
 import math
@@ -17,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gait_jax.models import conv
+from gait_jax.models import ops as ops_lib
 
 Array = jax.Array
 Dtype = Any
@@ -25,9 +27,6 @@ IntOrSeq = Union[int, Sequence[int]]
 
 # PyTorch's default LeakyReLU slope, used by every model except GaitBase.
 NEGATIVE_SLOPE = 0.01
-
-conv_init = conv.conv_init
-
 
 def leaky_relu(x: Array) -> Array:
   """LeakyReLU with PyTorch's default slope of 0.01."""
@@ -152,6 +151,8 @@ class BasicConv(nn.Module):
     padding: int or per-dim symmetric zero padding.
     leaf_name: name of the wrapped convolution (`conv`, or `conv3d` for 3-D).
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   kernel_size: Sequence[int]
@@ -159,23 +160,16 @@ class BasicConv(nn.Module):
   padding: IntOrSeq = 0
   leaf_name: str = 'conv'
   dtype: Dtype = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     nd = len(self.kernel_size)
-    pads = _ntuple(self.padding, nd)
-    strides = _ntuple(self.strides, nd)
-    if nd == 2:
-      return conv.Conv2d(self.features, tuple(self.kernel_size), strides,
-                         pads, dtype=self.dtype, name=self.leaf_name)(x)
-    if nd == 3 and strides[0] == 1:
-      return conv.TimeFoldedConv3d(self.features, tuple(self.kernel_size),
-                                   strides[1:], pads, dtype=self.dtype,
-                                   name=self.leaf_name)(x)
-    return nn.Conv(
+    return ops_lib.Conv(
         self.features, tuple(self.kernel_size), _ntuple(self.strides, nd),
-        padding=[(p, p) for p in pads], use_bias=False,
-        kernel_init=conv_init, dtype=self.dtype, param_dtype=jnp.float32,
+        _ntuple(self.padding, nd), ops=self.ops,
+        conv_kernel_grad=self.conv_kernel_grad, dtype=self.dtype,
         name=self.leaf_name)(x)
 
 
@@ -189,19 +183,24 @@ class FocalConv2d(nn.Module):
       a plain convolution.
     padding: symmetric zero padding (applied to every strip).
     dtype: compute dtype.
+    ops: implementation choice (see `gait_jax.models.ops`).
+    conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
   """
   features: int
   kernel_size: int
   halving: int
   padding: int = 1
   dtype: Dtype = jnp.float32
+  ops: str = 'auto'
+  conv_kernel_grad: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """Maps `[N, h, w, c]` to `[N, h, w, features]`."""
-    layer = conv.Conv2d(self.features, (self.kernel_size,) * 2,
-                        padding=(self.padding,) * 2, dtype=self.dtype,
-                        name='conv')
+    layer = ops_lib.Conv(self.features, (self.kernel_size,) * 2,
+                         padding=(self.padding,) * 2, ops=self.ops,
+                         conv_kernel_grad=self.conv_kernel_grad,
+                         dtype=self.dtype, name='conv')
     if self.halving == 0:
       return layer(x)
     rows = x.shape[1] // 2**self.halving

@@ -4,8 +4,9 @@ Distances are means over parts of per-part distances (OpenGait's
 ``cuda_dist``), computed in blocks so that OUMVLP-size sets fit in memory.
 Single-view-gallery rank-1 is computed per (probe view, gallery view) cell and
 rounded to two decimals per cell; the cross-view gallery form gives per-probe
-hits and average precision. Protocols built from these live in
-``gait_jax.protocols``.
+hits and average precision (NaN for a probe with no true match left, so that
+each protocol decides how such probes count). Protocols built from these live
+in ``gait_jax.evaluation.protocols``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,26 @@ DistanceLike = Union[np.ndarray, Callable[[np.ndarray, np.ndarray],
                                           np.ndarray]]
 
 _BLOCK_ELEMENTS = 1 << 24  # distance entries per block (64 MiB of float32)
+
+# Valid `metric` and `backend` names of `part_distance`.
+METRICS = ('euc', 'cos')
+DISTANCE_BACKENDS = ('numpy', 'jax')
+
+
+def check_metric(metric: str) -> str:
+  """Returns ``metric``; a ValueError lists the valid names."""
+  if metric not in METRICS:
+    raise ValueError(f'Unknown distance metric {metric!r}; valid: '
+                     f'{list(METRICS)}')
+  return metric
+
+
+def check_backend(backend: str) -> str:
+  """Returns ``backend``; a ValueError lists the valid names."""
+  if backend not in DISTANCE_BACKENDS:
+    raise ValueError(f'Unknown distance backend {backend!r}; valid: '
+                     f'{list(DISTANCE_BACKENDS)}')
+  return backend
 
 
 # ------------------------------------------------------------------ distances
@@ -99,10 +120,8 @@ def part_distance(probe: np.ndarray, gallery: np.ndarray, metric: str = 'euc',
   Returns:
     float32 [m, g] distance matrix.
   """
-  if metric not in ('euc', 'cos'):
-    raise ValueError(f"metric must be 'euc' or 'cos', got {metric!r}")
-  if backend not in ('numpy', 'jax'):
-    raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+  check_metric(metric)
+  check_backend(backend)
   probe = np.asarray(probe, np.float32)
   gallery = np.asarray(gallery, np.float32)
   if probe.ndim != 3 or gallery.ndim != 3 or probe.shape[1:] != gallery.shape[

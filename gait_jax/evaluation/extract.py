@@ -1,4 +1,4 @@
-"""Batched, masked embedding extraction and protocol evaluation.
+"""Batched, masked embedding extraction of a test split.
 
 Test sequences are length-bucketed and padded with a frame mask
 (``data.pipeline.eval_batches``); every temporal op of the models respects the
@@ -10,24 +10,30 @@ statistics, so no cross-device communication is needed.
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from gait_jax import parallel
-from gait_jax import protocols
 from gait_jax.data import pipeline
 from gait_jax.data import transforms
 from gait_jax.data.source import GaitSource
 
 
-def make_embed_fn(model, mesh, dtype=jnp.float32):
-  """jit(variables, sils uint8 [B,L,64,44], mask [B,L]) → [B, parts, c]."""
+EmbedFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
+
+
+def make_embed_fn(model: Any, mesh: jax.sharding.Mesh,
+                  dtype: Any = jnp.float32) -> EmbedFn:
+  """jit(variables, sils uint8 [B,L,64,44], mask [B,L]) → [B, parts, c].
+
+  Args:
+    model: the eval-mode Linen module.
+    mesh: the batch dimension is split over its 'data' axis.
+    dtype: compute dtype of the input.
+  """
   batch = parallel.batch_sharded(mesh)
 
   @jax.jit
@@ -40,15 +46,16 @@ def make_embed_fn(model, mesh, dtype=jnp.float32):
   return embed
 
 
-def open_test_source(config) -> GaitSource:
+def open_test_source(config: Any) -> GaitSource:
   """The test split of ``config.data.dataset_dir``."""
   return GaitSource(config.data.dataset_dir, 'test')
 
 
-def extract_embeddings(model, variables, source: GaitSource, mesh, *,
-                       batch_size: int = 16, buckets=(32, 64, 128, 256),
-                       frame_limit: int | None = None, dtype=jnp.float32,
-                       embed=None) -> np.ndarray:
+def extract_embeddings(model: Any, variables: Any, source: GaitSource,
+                       mesh: jax.sharding.Mesh, *, batch_size: int = 16,
+                       buckets: tuple[int, ...] = (32, 64, 128, 256),
+                       frame_limit: int | None = None, dtype: Any = jnp.float32,
+                       embed: EmbedFn | None = None) -> np.ndarray:
   """Embeddings of every sequence of ``source``, in record order.
 
   Args:
@@ -97,52 +104,3 @@ def _to_host(x: jax.Array) -> np.ndarray:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(jax.device_get(x))
-
-
-def evaluate_source(model, variables, source: GaitSource, mesh, eval_cfg,
-                    dtype=jnp.float32, embed=None
-                    ) -> tuple[protocols.ProtocolResult, np.ndarray]:
-  """Embeds ``source`` and scores it with its protocol.
-
-  Every process must call it (the embeddings are all-gathered); each gets the
-  whole result. ``embed``: see ``extract_embeddings``.
-
-  Returns:
-    The protocol result and the [N, parts, channels] embeddings.
-  """
-  name = protocol_name(eval_cfg, source)  # Fails before the embedding.
-  emb = extract_embeddings(
-      model, variables, source, mesh, batch_size=eval_cfg.batch_size,
-      buckets=tuple(eval_cfg.buckets),
-      frame_limit=eval_cfg.frame_limit or None, dtype=dtype, embed=embed)
-  return protocols.evaluate(name, emb, source.subjects, source.types,
-                            source.views, metric=eval_cfg.metric), emb
-
-
-def protocol_name(eval_cfg, source: GaitSource) -> str:
-  """``eval.protocol``, or else the one the dataset metadata names.
-
-  Raises:
-    ValueError: neither names one, or the name is not registered.
-  """
-  name = eval_cfg.protocol or source.metadata.get('protocol')
-  if not name:
-    raise ValueError(f'{source.dataset_dir} names no protocol in its metadata;'
-                     f' set eval.protocol (one of {sorted(protocols.PROTOCOLS)}'
-                     ').')
-  return protocols.get_protocol(name).name
-
-
-def write_report(result: protocols.ProtocolResult, workdir: str, step: int,
-                 extra: dict[str, Any] | None = None) -> str:
-  """Writes ``eval_<step>.json`` (and ``eval_latest.json``) in ``workdir``."""
-  report = dict(result.to_dict(), step=int(step), summary=result.summary())
-  if extra:
-    report.update(extra)
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, f'eval_{int(step)}.json')
-  for p in (path, os.path.join(workdir, 'eval_latest.json')):
-    with open(p, 'w') as f:
-      json.dump(report, f, indent=1)
-  logging.info('Wrote %s', path)
-  return path

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gait_jax.evaluation.protocols import ProtocolResult
 
 
 def _pyplot():
@@ -23,7 +26,7 @@ def _pyplot():
   return plt
 
 
-def plot_rank1_heatmaps(result, workdir: str) -> list[str]:
+def plot_rank1_heatmaps(result: ProtocolResult, workdir: str) -> list[str]:
   """One PNG per probe set with a [V, V] matrix. Returns the paths."""
   plt = _pyplot()
   paths = []
@@ -77,7 +80,7 @@ def _affinities(x: np.ndarray, perplexity: float) -> np.ndarray:
 
 def tsne(x: np.ndarray, *, perplexity: float = 30.0, steps: int = 500,
          seed: int = 0) -> np.ndarray:
-  """Exact t-SNE (O(N²) memory) of x [N, d] → [N, 2], jitted gradient steps."""
+  """Exact t-SNE (O(N²) memory) of x [N, d] → [N, 2], jitted steps."""
   p = jnp.asarray(_affinities(x.astype(np.float64), perplexity), jnp.float32)
   y0 = jax.random.normal(jax.random.key(seed), (len(x), 2)) * 1e-2
 
@@ -104,7 +107,7 @@ def tsne(x: np.ndarray, *, perplexity: float = 30.0, steps: int = 500,
   return np.asarray(y)
 
 
-def plot_tsne(emb: np.ndarray, subjects, workdir: str, *,
+def plot_tsne(emb: np.ndarray, subjects: Sequence[Any], workdir: str, *,
               max_subjects: int = 10, seed: int = 0) -> str:
   """t-SNE of the embeddings of up to ``max_subjects`` test subjects."""
   plt = _pyplot()
@@ -131,8 +134,17 @@ def plot_tsne(emb: np.ndarray, subjects, workdir: str, *,
   return path
 
 
-def write_plots(result, emb: np.ndarray, source, workdir: str) -> list[str]:
-  """All evaluation plots of one run; returns the written paths."""
+def write_plots(result: ProtocolResult, emb: np.ndarray,
+                subjects: Sequence[Any], workdir: str) -> list[str]:
+  """All evaluation plots of one run; returns the written paths.
+
+  Args:
+    result: the protocol result (heatmaps of its [V, V] matrices).
+    emb: [N, parts, c] test embeddings.
+    subjects: [N] their subjects.
+    workdir: where the PNGs go.
+  """
+  os.makedirs(workdir, exist_ok=True)
   paths = plot_rank1_heatmaps(result, workdir)
-  paths.append(plot_tsne(emb, source.subjects, workdir))
+  paths.append(plot_tsne(emb, subjects, workdir))
   return paths
