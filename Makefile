@@ -8,6 +8,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= workdirs/synthetic_demo
 PYTEST_ARGS ?=
+# cpu (requirements.txt only), cuda or tpu: `make demo ACCEL=cuda` also
+# installs requirements-$(ACCEL).txt (jax's CUDA 13 plugin or libtpu).
+ACCEL ?= cpu
+ifeq ($(ACCEL),cpu)
+ACCEL_STAMP :=
+else ifneq ($(filter $(ACCEL),cuda tpu),)
+ACCEL_STAMP := $(VENV)/.stamp-$(ACCEL)
+else
+$(error ACCEL=$(ACCEL); valid: cpu, cuda, tpu)
+endif
 
 .PHONY: demo test venv venv-dev bench clean
 
@@ -18,11 +28,21 @@ $(VENV)/.stamp-runtime: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt $(VENV)/.stamp-runtime
+$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt $(VENV)/.stamp-runtime \
+		$(ACCEL_STAMP)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
 
-venv: $(VENV)/.stamp-runtime
+# The accelerator's jax extra, after the runtime requirements.
+$(VENV)/.stamp-cuda: requirements-cuda.txt $(VENV)/.stamp-runtime
+	$(PY) -m pip install -q -r requirements-cuda.txt
+	@touch $@
+
+$(VENV)/.stamp-tpu: requirements-tpu.txt $(VENV)/.stamp-runtime
+	$(PY) -m pip install -q -r requirements-tpu.txt
+	@touch $@
+
+venv: $(VENV)/.stamp-runtime $(ACCEL_STAMP)
 venv-dev: $(VENV)/.stamp-dev
 
 demo: venv

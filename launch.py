@@ -21,6 +21,9 @@ Modes (the work of each is in ``gait_jax.commands``):
            optionally loaded with --checkpoint) and its converted Flax twin
            on the same deterministic input and prints the max abs/rel
            differences of embeddings and logits.
+  parity_train  trains that PyTorch module and its converted Flax twin for
+           --steps steps on the same batches and writes the loss curves and
+           parameter differences to --workdir/parity_train.json.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-MODES = ('train', 'eval', 'compile', 'convert', 'parity')
+MODES = ('train', 'eval', 'compile', 'convert', 'parity', 'parity_train')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (e.g. configs/synthetic_demo.py).',
@@ -42,11 +45,12 @@ _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', None, 'convert/parity: an OpenGait .pt checkpoint.')
 _BNNECK_LAYOUT = flags.DEFINE_enum(
     'bnneck_layout', 'channel_major', ('channel_major', 'part_major'),
-    'convert/parity: BNNeck layout of the checkpoint (part_major for '
-    'checkpoints written before mid-2022).')
+    'convert/parity/parity_train: BNNeck layout of the checkpoint '
+    '(part_major for checkpoints written before mid-2022).')
 _TORCH_MODULE = flags.DEFINE_string(
-    'torch_module', None, 'parity: package.module:factory returning the '
-    'PyTorch model (called with no arguments).')
+    'torch_module', None, 'parity/parity_train: package.module:factory '
+    'returning the PyTorch model (called with no arguments).')
+_STEPS = flags.DEFINE_integer('steps', 30, 'parity_train: steps compared.')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None, 'Multi-host: host:port of process 0.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
@@ -67,15 +71,15 @@ def main(argv) -> int:
   mode, config, workdir = _MODE.value, _CONFIG.value, _WORKDIR.value
   if mode == 'convert' and not _CHECKPOINT.value:
     raise app.UsageError('--mode=convert needs --checkpoint=file.pt')
-  if mode == 'parity' and not _TORCH_MODULE.value:
-    raise app.UsageError('--mode=parity needs --torch_module='
+  if mode in ('parity', 'parity_train') and not _TORCH_MODULE.value:
+    raise app.UsageError(f'--mode={mode} needs --torch_module='
                          'package.module:factory')
 
   from gait_jax import commands  # pylint: disable=g-import-not-at-top
   from gait_jax import parallel  # pylint: disable=g-import-not-at-top
   parallel.maybe_initialize_distributed(_COORDINATOR.value,
                                         _NUM_PROCESSES.value, _PROCESS_ID.value)
-  if mode in ('train', 'eval'):
+  if mode in ('train', 'eval', 'parity_train'):
     from data_prep import prepare  # pylint: disable=g-import-not-at-top
     prepare.prepare_dataset(config)
   if mode == 'train':
@@ -87,6 +91,9 @@ def main(argv) -> int:
   if mode == 'convert':
     return commands.run_convert(config, workdir, _CHECKPOINT.value,
                                 _BNNECK_LAYOUT.value)
+  if mode == 'parity_train':
+    return commands.run_parity_train(config, workdir, _TORCH_MODULE.value,
+                                     _STEPS.value, _BNNECK_LAYOUT.value)
   return commands.run_parity(config, _TORCH_MODULE.value, _CHECKPOINT.value,
                              _BNNECK_LAYOUT.value)
 

@@ -20,8 +20,8 @@ Compatibility (`check_meta`): the stored and requested metas are compared
 section by section, on the sections both have (checkpoints written before the
 optimizer and schedule were recorded are compared on the model alone):
 
-* ``model``: must match exactly, except ``ops`` (which picks op
-  implementations and does not change the parameters).
+* ``model``: must match exactly, except ``ops`` and ``conv_kernel_grad``
+  (which pick op implementations and do not change the parameters).
 * ``optim``: ``name`` must match, and for SGD so must whether ``momentum`` is
   0 (then the optimizer state has no momentum buffer): these change the
   optimizer state's tree. Every other field (``lr``, ``weight_decay``,
@@ -63,7 +63,7 @@ except ImportError:  # Another orbax layout: restores work, noise included.
   _orbax_asyncio_utils = None
 
 # Model fields that do not change the parameters (not compared, not stored).
-MODEL_FIELDS_IGNORED = ('ops',)
+MODEL_FIELDS_IGNORED = ('ops', 'conv_kernel_grad')
 
 # The directory, next to ``checkpoints``, that damaged steps are moved to.
 DAMAGED_DIR = 'checkpoints_damaged'
@@ -119,7 +119,8 @@ def checkpoint_meta(config) -> dict[str, Any]:
 
   Returns:
     ``{'model', 'optim', 'schedule', 'loss_preset'}``: the config sections
-    as JSON values, the model's ``ops`` field left out.
+    as JSON values, the model's ``ops`` and ``conv_kernel_grad`` fields left
+    out.
   """
   model = _jsonable(config.model)
   for name in MODEL_FIELDS_IGNORED:

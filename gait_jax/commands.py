@@ -146,3 +146,23 @@ def run_parity(config, torch_module: str, checkpoint: str | None = None,
     if jax.process_index() == 0:
       print(torch_compat.format_parity_report(report), flush=True)
   return 0
+
+
+def run_parity_train(config, workdir: str, torch_module: str, steps: int,
+                     bnneck_layout: str = 'channel_major') -> int:
+  """Trains ``torch_module``'s model and its converted Flax twin for
+  ``steps`` steps on the same batches, prints the per-step table and writes
+  ``parity_train.json`` to ``workdir`` (see
+  ``torch_compat.train_parity_report``)."""
+  import json  # pylint: disable=g-import-not-at-top
+  from gait_jax import torch_compat  # pylint: disable=g-import-not-at-top
+  module = load_torch_factory(torch_module)
+  report = torch_compat.train_parity_report(config, module, steps,
+                                     bnneck_layout=bnneck_layout)
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'parity_train.json')
+  with open(path, 'w') as f:
+    json.dump(report, f, indent=1)
+  write_config(config, workdir)
+  print(f'Wrote {path}', flush=True)
+  return 0

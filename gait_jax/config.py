@@ -23,7 +23,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Passed as get_model(**model); num_classes=-1 means "from the data".
   c.model = ml_collections.ConfigDict({
       'name': 'gaitset', 'variant': 'casia_b', 'num_classes': -1,
-      'ops': 'auto'})  # ops: see gait_jax.models.ops.
+      # Op implementations and the CPU 2-D convolution's kernel gradient
+      # (see gait_jax.models.ops); neither changes the parameters.
+      'ops': 'auto', 'conv_kernel_grad': 'auto'})
 
   c.loss = losses.get_loss_config('triplet')
 

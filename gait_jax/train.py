@@ -8,6 +8,7 @@ non-finite guard). The per-device step is ``train_step.make_step_fn``.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 
@@ -95,8 +96,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   checkpointer = ckpt_lib.Checkpointer(workdir,
                                        max_to_keep=config.train.keep_ckpts)
   meta = experiment.checkpoint_meta(config, num_classes)
-  writer = None
-  try:
+  # SIGTERM from here on saves a checkpoint and returns (see _SigtermFlag).
+  with _SigtermFlag() as sigterm, contextlib.ExitStack() as cleanup:
+    cleanup.callback(checkpointer.close)
     state, start = run.state, 0
     restored = checkpointer.restore_latest(state, meta)
     if restored is not None:
@@ -110,20 +112,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
 
     # --- The loop.
     writer = MetricWriter(workdir, start_step=start)
+    cleanup.callback(writer.close)
     batches = pipeline.train_iterator(loader, start, config.train.num_steps,
                                       workers=config.data.workers,
                                       prefetch=config.data.prefetch)
     state = _loop(config, state, run.step, batches, run.mesh, start, writer,
-                  checkpointer, meta, evaluator, every)
-  finally:
-    if writer is not None:
-      writer.close()
-    checkpointer.close()
+                  checkpointer, meta, evaluator, every, sigterm)
   return state
 
 
 def _loop(config, state, p_step, batches, mesh, start, writer, checkpointer,
-          meta, evaluator, every):
+          meta, evaluator, every, sigterm):
   """Runs steps ``start .. train.num_steps - 1``; see ``train``."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   total = config.train.num_steps
@@ -132,45 +131,44 @@ def _loop(config, state, p_step, batches, mesh, start, writer, checkpointer,
   timer = (time.perf_counter(), start)
   bar = tqdm(total=total, initial=start, desc='train', unit='step',
              disable=jax.process_index() != 0, mininterval=2.0)
-  with _SigtermFlag() as sigterm:
-    for step in range(start, total):
-      host = next(batches)
-      if int(host['step']) != step:
-        raise RuntimeError(f'Data pipeline out of order: batch for step '
-                           f'{int(host["step"])} at step {step}.')
-      batch = parallel.host_to_global(
-          mesh, {k: host[k] for k in ('sils', 'labels', 'mask')})
-      state, metrics = p_step(state, batch)
-      if pending is not None:
-        _check_finite(*pending, checkpointer)
-      pending = (step, metrics)
-      done = step + 1
-      bar.update(1)
-      if done % log_every == 0 or done == total:
-        _check_finite(*pending, checkpointer)
-        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        now = time.perf_counter()
-        scalars['steps_per_sec'] = (done - timer[1]) / (now - timer[0])
-        timer = (now, done)
-        writer.write_scalars(done, scalars)
-        bar.set_postfix(loss=f'{scalars["loss/total"]:.4f}')
-        _say(f'step {done}: {format_scalars(scalars)}', bar)
-      if done % ckpt_every == 0 or done == total or sigterm.raised:
-        _check_finite(*pending, checkpointer)
-        checkpointer.save(done, state, meta, force=True)
-      if evaluator is not None and done % every == 0 and not sigterm.raised:
-        _check_finite(*pending, checkpointer)
-        began = time.perf_counter()
-        evaluator.run(done, {'params': state.params,
-                             'batch_stats': state.batch_stats},
-                      final=False, writer=writer, bar=bar)
-        # steps_per_sec counts training only.
-        timer = (timer[0] + time.perf_counter() - began, timer[1])
-      if sigterm.raised:
-        logging.warning('SIGTERM: saved step %d to %s; exiting.', done,
-                        checkpointer.directory)
-        _say(f'SIGTERM: saved step {done}; exiting.', bar)
-        break
+  for step in range(start, total):
+    host = next(batches)
+    if int(host['step']) != step:
+      raise RuntimeError(f'Data pipeline out of order: batch for step '
+                         f'{int(host["step"])} at step {step}.')
+    batch = parallel.host_to_global(
+        mesh, {k: host[k] for k in ('sils', 'labels', 'mask')})
+    state, metrics = p_step(state, batch)
+    if pending is not None:
+      _check_finite(*pending, checkpointer)
+    pending = (step, metrics)
+    done = step + 1
+    bar.update(1)
+    if done % log_every == 0 or done == total:
+      _check_finite(*pending, checkpointer)
+      scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      now = time.perf_counter()
+      scalars['steps_per_sec'] = (done - timer[1]) / (now - timer[0])
+      timer = (now, done)
+      writer.write_scalars(done, scalars)
+      bar.set_postfix(loss=f'{scalars["loss/total"]:.4f}')
+      _say(f'step {done}: {format_scalars(scalars)}', bar)
+    if done % ckpt_every == 0 or done == total or sigterm.raised:
+      _check_finite(*pending, checkpointer)
+      checkpointer.save(done, state, meta, force=True)
+    if evaluator is not None and done % every == 0 and not sigterm.raised:
+      _check_finite(*pending, checkpointer)
+      began = time.perf_counter()
+      evaluator.run(done, {'params': state.params,
+                           'batch_stats': state.batch_stats},
+                    final=False, writer=writer, bar=bar)
+      # steps_per_sec counts training only.
+      timer = (timer[0] + time.perf_counter() - began, timer[1])
+    if sigterm.raised:
+      logging.warning('SIGTERM: saved step %d to %s; exiting.', done,
+                      checkpointer.directory)
+      _say(f'SIGTERM: saved step {done}; exiting.', bar)
+      break
   bar.close()
   return state
 

@@ -5,6 +5,9 @@ The only package that uses PyTorch; it imports it inside functions, so
 
   convert   OpenGait state dicts -> Flax variables (`load_opengait_checkpoint`)
   parity    PyTorch-vs-Flax output comparison (`parity_report`)
+  train_parity  both trained step by step on the same batches
+                (`train_parity_report`), with the PyTorch side's loss
+                (`torch_losses`) and optimizer (`torch_optim`)
 
 Usage:
 
@@ -27,11 +30,13 @@ from gait_jax.torch_compat.convert import resolve_model_config
 from gait_jax.torch_compat.parity import deterministic_silhouettes
 from gait_jax.torch_compat.parity import format_parity_report
 from gait_jax.torch_compat.parity import parity_report
+from gait_jax.torch_compat.train_parity import train_parity_report
+from gait_jax.torch_compat.train_parity import tree_rel_diff
 
 __all__ = [
     'CLASSIFIER_KEYS', 'CheckpointMismatchError', 'LAYOUTS',
     'checkpoint_num_classes', 'deterministic_silhouettes',
     'expected_variables', 'format_parity_report', 'load_opengait_checkpoint',
     'opengait_state_dict_shapes', 'parity_report', 'read_state_dict',
-    'resolve_model_config',
+    'resolve_model_config', 'train_parity_report', 'tree_rel_diff',
 ]

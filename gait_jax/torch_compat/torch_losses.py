@@ -168,7 +168,8 @@ def compute_loss(embeddings, logits, labels, loss_config: Mapping[str, Any]):
 
   Returns:
     ``(total, metrics)``: the loss tensor and a dict of floats named like the
-    JAX metrics (``'loss/total'``, ``'loss/<term>'``, ``'triplet/nonzero'``).
+    JAX metrics (``'loss/total'``, ``'loss/<term>'``, ``'triplet/nonzero'``
+    per part; ``'triplet/nonzero_sum'`` over the parts).
 
   Raises:
     ValueError: ``ce.weight > 0`` without logits.
@@ -185,19 +186,20 @@ def compute_loss(embeddings, logits, labels, loss_config: Mapping[str, Any]):
         pair_weight=bool(c['pair_weight']), weight_norm=c['weight_norm'],
         margin_mode=c['margin_mode'])
     total = total + c['weight'] * value
-    metrics['loss/triplet'] = float(value)
+    metrics['loss/triplet'] = float(value.detach())
     metrics['triplet/nonzero'] = float(nonzero.mean())
+    metrics['triplet/nonzero_sum'] = float(nonzero.sum())
   c = cfg['uniformity']
   if c['weight'] > 0:
     value = uniformity_loss(e, labels, t=float(c['t']), over=c['over'])
     total = total + c['weight'] * value
-    metrics['loss/uniformity'] = float(value)
+    metrics['loss/uniformity'] = float(value.detach())
   c = cfg['pair_softmax']
   if c['weight'] > 0:
     value = pair_softmax_loss(e, labels,
                               temperature=float(c['temperature']))
     total = total + c['weight'] * value
-    metrics['loss/pair_softmax'] = float(value)
+    metrics['loss/pair_softmax'] = float(value.detach())
   c = cfg['ce']
   if c['weight'] > 0:
     if logits is None:
@@ -206,6 +208,6 @@ def compute_loss(embeddings, logits, labels, loss_config: Mapping[str, Any]):
     value = cross_entropy_loss(logits, labels, scale=float(c['scale']),
                                label_smoothing=float(c['label_smoothing']))
     total = total + c['weight'] * value
-    metrics['loss/ce'] = float(value)
-  metrics['loss/total'] = float(total)
+    metrics['loss/ce'] = float(value.detach())
+  metrics['loss/total'] = float(total.detach())
   return total, metrics

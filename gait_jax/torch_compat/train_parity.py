@@ -1,6 +1,6 @@
 """Training-curve parity: a PyTorch model and its Flax twin, step by step.
 
-`train_parity` converts a PyTorch (OpenGait-interface) model's initial
+`train_parity_report` converts a PyTorch (OpenGait-interface) model's initial
 weights into the config's Flax model, then trains both on the same batches
 of the project's sampler and pipeline (same frames, same augmentation
 draws): the JAX side with the real sharded train step of
@@ -145,6 +145,15 @@ def _output_shapes(model, variables, config) -> dict[str, tuple[int, int]]:
   return shapes
 
 
+def _nonzero_counts(ours, ref, torch_side) -> tuple[Any, Any]:
+  """Active triplets summed over parts (JAX, PyTorch), or Nones."""
+  if 'triplet/nonzero' not in ours or 'triplet/nonzero_sum' not in ref:
+    return None, None
+  parts = torch_side.shapes['embeddings'][0]
+  return (int(round(ours['triplet/nonzero'] * parts)),
+          int(round(ref['triplet/nonzero_sum'])))
+
+
 def format_row(row: Mapping[str, Any]) -> str:
   """One line of the per-step table (see `TABLE_HEADER`)."""
   def num(x, fmt):
@@ -152,14 +161,14 @@ def format_row(row: Mapping[str, Any]) -> str:
   return (f"{row['step']:>5d} {row['lr']:>10.3e} {row['loss_jax']:>12.6f} "
           f"{row['loss_torch']:>12.6f} {row['loss_rel']:>9.2e} "
           f"{num(row.get('param_rel'), '9.2e')} "
-          f"{num(row.get('bn_rel'), '9.2e')}")
+          f"{num(row.get('bn_rel'), '9.2e')} {row.get('flips', '-'):>5}")
 
 
 TABLE_HEADER = (' step         lr     loss_jax   loss_torch  loss_rel '
-                'param_rel    bn_rel')
+                'param_rel    bn_rel flips')
 
 
-def train_parity(config, torch_module, steps: int, *,
+def train_parity_report(config, torch_module, steps: int, *,
                  bnneck_layout: str = 'channel_major', param_every: int = 1,
                  log: Callable[[str], None] | None = print) -> dict[str, Any]:
   """Trains ``torch_module`` and its Flax twin for ``steps`` steps.
@@ -181,11 +190,12 @@ def train_parity(config, torch_module, steps: int, *,
     The report: per-step lists ``steps``, ``lr_jax``, ``lr_torch``,
     ``loss_jax``, ``loss_torch``, ``loss_rel_diff``, ``terms_jax`` /
     ``terms_torch`` (``{term: [...]}``), ``nonzero_jax`` / ``nonzero_torch``
-    (non-zero triplets per part), ``param_steps`` with ``param_rel_diff``
-    and ``bn_stats_rel_diff``; summaries ``max_rel_loss_diff``,
-    ``param_max_rel_diff`` and ``bn_stats_max_rel_diff`` (after the last
-    step; None without BatchNorm), ``worst_param``, ``initial_param_diff``,
-    ``hinge_flip_steps`` (steps whose non-zero triplet counts differ).
+    (active triplets, summed over parts), ``param_steps`` with
+    ``param_rel_diff`` and ``bn_stats_rel_diff``; summaries
+    ``max_rel_loss_diff``, ``param_max_rel_diff`` and
+    ``bn_stats_max_rel_diff`` (after the last step; None without BatchNorm),
+    ``worst_param``, ``initial_param_diff``, ``hinge_flip_steps`` (steps
+    whose active triplet counts differ).
 
   Raises:
     ValueError: a non-float32 config, several processes, or a PyTorch model
@@ -242,12 +252,15 @@ def train_parity(config, torch_module, steps: int, *,
              'loss_torch': lt,
              'loss_rel': abs(lj - lt) / max(abs(lt), 1e-12) if lj != lt
                          else 0.0}
+      nonzero_jax, nonzero_torch = _nonzero_counts(ours, ref, torch_side)
+      if nonzero_jax is not None:
+        row['flips'] = abs(nonzero_jax - nonzero_torch)
       for key, value in (('steps', step + 1), ('lr_jax', ours['lr']),
                          ('lr_torch', ref['lr']), ('loss_jax', lj),
                          ('loss_torch', lt),
                          ('loss_rel_diff', row['loss_rel']),
-                         ('nonzero_jax', ours.get('triplet/nonzero')),
-                         ('nonzero_torch', ref.get('triplet/nonzero'))):
+                         ('nonzero_jax', nonzero_jax),
+                         ('nonzero_torch', nonzero_torch)):
         lists[key].append(value)
       for term in _TERMS:
         key = f'loss/{term}'
@@ -280,7 +293,7 @@ def train_parity(config, torch_module, steps: int, *,
   report['hinge_flip_steps'] = [
       s for s, a, b in zip(lists['steps'], lists['nonzero_jax'],
                            lists['nonzero_torch'])
-      if a is not None and b is not None and abs(a - b) > 1e-4]
+      if a is not None and a != b]
   say(f'max rel loss diff {report["max_rel_loss_diff"]:.3e}; after step '
       f'{lists["steps"][-1] if lists["steps"] else 0}: params '
       f'{report["param_max_rel_diff"] or 0.0:.3e} (worst {worst or "-"}), '
