@@ -3,6 +3,7 @@
 # in .venv from requirements*.txt, so a machine with Python 3.11 needs nothing
 # else.
 
+SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -28,8 +29,8 @@ $(VENV)/.stamp-runtime: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt $(VENV)/.stamp-runtime \
-		$(ACCEL_STAMP)
+$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt \
+		$(VENV)/.stamp-runtime $(ACCEL_STAMP)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
 
@@ -45,8 +46,13 @@ $(VENV)/.stamp-tpu: requirements-tpu.txt $(VENV)/.stamp-runtime
 venv: $(VENV)/.stamp-runtime $(ACCEL_STAMP)
 venv-dev: $(VENV)/.stamp-dev
 
+# The demo's output is kept in $(WORKDIR)/demo.log and its table compared
+# with the README's example (scripts/readme_demo.py says if they differ).
 demo: venv
-	$(PY) launch.py --config=configs/synthetic_demo.py --workdir=$(WORKDIR)
+	@mkdir -p $(WORKDIR)
+	set -o pipefail; $(PY) launch.py --config=configs/synthetic_demo.py \
+		--workdir=$(WORKDIR) | tee $(WORKDIR)/demo.log
+	@$(PY) scripts/readme_demo.py $(WORKDIR)/demo.log
 
 test: venv-dev
 	$(PY) -m pytest -q -n 2 --dist loadfile tests $(PYTEST_ARGS)

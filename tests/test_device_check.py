@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+import jax
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..',
                                 'benchmarks'))
 import device_check  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -23,11 +25,13 @@ def test_dry_run_writes_the_report(tmp_path):
     assert json.load(f)['models'].keys() == report['models'].keys()
   entry = report['models']['baseline']
   train = entry['train']
-  assert train['batch'] == '2x2x6' and train['devices'] == 4
+  assert train['batch'] == '2x2x6'
+  assert train['devices'] == len(jax.devices())
   assert train['jax_step_s'] > 0 and train['torch_step_s'] > 0
   assert train['jax_loss'] == train['jax_loss']  # Not NaN.
   memory = train['memory_bytes']
   assert memory['predicted_peak'] > memory['argument'] > 0
-  assert memory['measured_peak'] == -1  # The CPU reports no memory stats.
+  if jax.devices()[0].platform == 'cpu':  # The CPU reports no memory stats.
+    assert memory['measured_peak'] == -1
   assert entry['eval']['sequences'] == 4
   assert entry['eval']['batched_seq_per_s'] > 0
