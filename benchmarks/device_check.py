@@ -30,7 +30,6 @@ the tests), in seconds.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
@@ -43,7 +42,6 @@ import common  # pylint: disable=g-bad-import-order,wrong-import-position
 import train_bench  # pylint: disable=g-bad-import-order,wrong-import-position
 import jax  # pylint: disable=g-bad-import-order
 import jax.numpy as jnp
-import numpy as np
 import torch
 
 from gait_jax import experiment

@@ -38,32 +38,25 @@ that does not fit is refused the same way and never taken for a damaged one.
 
 Restores run orbax's event loops in a mode that, when one array fails to
 read, waits for the reads still in flight before the loop is closed (see
-`_drained_event_loops`): otherwise those reads complete on a closed loop and
-print screens of ``RuntimeError: Event loop is closed`` (or, at interpreter
+`orbax_loops.drained_event_loops`): otherwise those reads complete on a
+closed loop and print screens of ``RuntimeError: Event loop is closed`` (or, at interpreter
 exit, ``ImportError: sys.meta_path is None``) around the real cause.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
-import json
 import os
-import threading
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
-try:
-  from orbax.checkpoint._src import asyncio_utils as _orbax_asyncio_utils  # pylint: disable=g-import-not-at-top
-except ImportError:  # Another orbax layout: restores work, noise included.
-  _orbax_asyncio_utils = None
-
-# Model fields that do not change the parameters (not compared, not stored).
-MODEL_FIELDS_IGNORED = ('ops', 'conv_kernel_grad')
+from gait_jax import orbax_loops
+from gait_jax.checkpoint_meta import MODEL_FIELDS_IGNORED  # pylint: disable=unused-import
+from gait_jax.checkpoint_meta import check_meta
+from gait_jax.checkpoint_meta import checkpoint_meta  # pylint: disable=unused-import
 
 # The directory, next to ``checkpoints``, that damaged steps are moved to.
 DAMAGED_DIR = 'checkpoints_damaged'
@@ -103,188 +96,6 @@ class _StepUnreadable(Exception):
   def __init__(self, cause: str):
     super().__init__(cause)
     self.cause = cause
-
-
-def _jsonable(value: Any) -> Any:
-  if hasattr(value, 'to_dict'):
-    value = value.to_dict()
-  return json.loads(json.dumps(value, default=str, sort_keys=True))
-
-
-def checkpoint_meta(config) -> dict[str, Any]:
-  """What identifies a checkpoint of ``config``.
-
-  Args:
-    config: the run's config.
-
-  Returns:
-    ``{'model', 'optim', 'schedule', 'loss_preset'}``: the config sections
-    as JSON values, the model's ``ops`` and ``conv_kernel_grad`` fields left
-    out.
-  """
-  model = _jsonable(config.model)
-  for name in MODEL_FIELDS_IGNORED:
-    model.pop(name, None)
-  return {
-      'model': model,
-      'optim': _jsonable(config.optim),
-      'schedule': _jsonable(config.schedule),
-      'loss_preset': str(config.loss.get('preset', '')),
-  }
-
-
-def _sgd_has_momentum(optim: Mapping[str, Any]) -> bool:
-  return bool(float(optim.get('momentum') or 0.0))
-
-
-def _diff(section: str, stored: Mapping[str, Any],
-          requested: Mapping[str, Any]) -> list[tuple[str, str]]:
-  """``(field, 'section.field: a (checkpoint) vs b (config)')`` per field."""
-  return [(key, f'{section}.{key}: {stored.get(key)!r} (checkpoint) vs '
-                f'{requested.get(key)!r} (config)')
-          for key in sorted(set(stored) | set(requested))
-          if stored.get(key) != requested.get(key)]
-
-
-def check_meta(stored: Mapping[str, Any],
-               requested: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-  """Compares a checkpoint's meta with the one a config asks for.
-
-  The rule is the module docstring's: the model must match exactly (but for
-  ``ops``), the optimizer's name and, for SGD, whether it has momentum must
-  match; other optimizer fields, the schedule and the loss preset may differ.
-  Only sections present in both are compared.
-
-  Args:
-    stored: the checkpoint's meta.
-    requested: the config's (`checkpoint_meta`).
-
-  Returns:
-    ``(refused, tolerated)``: the differences, each as ``'section.field:
-    <checkpoint value> (checkpoint) vs <config value> (config)'``.
-  """
-  stored, requested = _jsonable(dict(stored)), _jsonable(dict(requested))
-  refused, tolerated = [], []
-  if isinstance(stored.get('model'), dict) and isinstance(
-      requested.get('model'), dict):
-    model_a, model_b = (
-        {k: v for k, v in m.items() if k not in MODEL_FIELDS_IGNORED}
-        for m in (stored['model'], requested['model']))
-    refused += [text for _, text in _diff('model', model_a, model_b)]
-  if isinstance(stored.get('optim'), dict) and isinstance(
-      requested.get('optim'), dict):
-    optim_a, optim_b = stored['optim'], requested['optim']
-    both_named = 'name' in optim_a and 'name' in optim_b
-    for key, text in _diff('optim', optim_a, optim_b):
-      if key == 'name' and both_named:
-        refused.append(text)
-      elif (key == 'momentum' and both_named and
-            optim_a['name'] == optim_b['name'] == 'sgd' and
-            _sgd_has_momentum(optim_a) != _sgd_has_momentum(optim_b)):
-        refused.append(f'{text} (momentum 0 keeps no momentum buffer)')
-      else:
-        tolerated.append(text)
-  if isinstance(stored.get('schedule'), dict) and isinstance(
-      requested.get('schedule'), dict):
-    tolerated += [text for _, text in _diff('schedule', stored['schedule'],
-                                            requested['schedule'])]
-  if 'loss_preset' in stored and 'loss_preset' in requested and (
-      stored['loss_preset'] != requested['loss_preset']):
-    tolerated.append(f'loss_preset: {stored["loss_preset"]!r} (checkpoint) '
-                     f'vs {requested["loss_preset"]!r} (config)')
-  return refused, tolerated
-
-
-# --- Orbax's event loops, drained on failure. -------------------------------
-#
-# orbax runs each restore in a fresh event loop (asyncio_utils.run_sync →
-# _run_sync_via_new_loop) over an asyncio.gather of one tensorstore read per
-# array. When one read fails, gather raises at once, run_until_complete
-# returns and the loop is closed while the other reads are still in flight;
-# as each completes, tensorstore's thread calls loop.call_soon_threadsafe on
-# the closed loop and prints a "RuntimeError: Event loop is closed" traceback
-# (or "ImportError: sys.meta_path is None" if that happens while the
-# interpreter exits). The replacement below runs the loop on until those
-# tasks are done before closing it.
-
-_loops_lock = threading.Lock()
-_loops_depth = 0
-_loops_original = None
-
-
-def _run_sync_draining(coro):
-  """orbax's ``_run_sync_via_new_loop``, finishing in-flight tasks on error."""
-  loop = asyncio.new_event_loop()
-  try:
-    asyncio.set_event_loop(loop)
-    try:
-      return loop.run_until_complete(coro)
-    except Exception:
-      pending = asyncio.all_tasks(loop)
-      if pending:
-        # The error being raised is the restore's; the in-flight reads'
-        # outcomes are only awaited so that none lands on a closed loop.
-        results = loop.run_until_complete(
-            asyncio.gather(*pending, return_exceptions=True))
-        for result in results:
-          if isinstance(result, BaseException):
-            logging.debug('Also failed during the same restore: %r', result)
-      raise
-  finally:
-    asyncio.set_event_loop(None)
-    loop.close()
-
-
-# The orbax function `_drained_event_loops` swaps (a private one: if a later
-# orbax lacks it, restores work as before, noise included).
-_ORBAX_RUNNER = '_run_sync_via_new_loop'
-
-
-@contextlib.contextmanager
-def _drained_event_loops() -> Iterator[None]:
-  """While active, orbax's synchronous runs drain their loop on failure."""
-  global _loops_depth, _loops_original
-  asyncio_utils = _orbax_asyncio_utils
-  if not hasattr(asyncio_utils, _ORBAX_RUNNER):
-    yield
-    return
-  with _loops_lock:
-    if _loops_depth == 0:
-      _loops_original = getattr(asyncio_utils, _ORBAX_RUNNER)
-      setattr(asyncio_utils, _ORBAX_RUNNER, _run_sync_draining)
-    _loops_depth += 1
-  try:
-    yield
-  finally:
-    with _loops_lock:
-      _loops_depth -= 1
-      if _loops_depth == 0:
-        setattr(asyncio_utils, _ORBAX_RUNNER, _loops_original)
-
-
-def _describe(err: BaseException) -> str:
-  """One line: the root cause's type and message, tensorstore specs cut.
-
-  orbax wraps a failed array read in an ``Exception`` whose message holds the
-  whole TensorStore spec; the cause it chains names the array and the file.
-  """
-  seen = {id(err)}
-  while True:
-    cause = err.__cause__ or (None if err.__suppress_context__
-                              else err.__context__)
-    if cause is None or id(cause) in seen:
-      break
-    seen.add(id(cause))
-    err = cause
-  text = str(err)
-  for cut in (' [tensorstore_spec', '. See full TensorStore details'):
-    text = text.split(cut, 1)[0]
-  text = text.replace('Error opening "cast" driver: ', '').replace(
-      'Error opening "zarr" driver: ', '')
-  text = ' '.join(text.split())
-  if len(text) > 600:
-    text = text[:600] + '...'
-  return f'{type(err).__name__}: {text}'
 
 
 class Checkpointer:
@@ -461,11 +272,11 @@ class Checkpointer:
   def _read_meta(self, step: int) -> dict[str, Any]:
     path = os.path.join(self._step_dir(step), 'meta')
     try:
-      with _drained_event_loops():
+      with orbax_loops.drained_event_loops():
         restored = self._manager.restore(
             step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     except Exception as err:  # pylint: disable=broad-exception-caught
-      raise _StepUnreadable(f'meta ({path}): {_describe(err)}') from err
+      raise _StepUnreadable(f'meta ({path}): {orbax_loops.describe_error(err)}') from err
     value = restored['meta']
     if not isinstance(value, dict):
       raise _StepUnreadable(f'meta ({path}): not a JSON object but '
@@ -477,23 +288,23 @@ class Checkpointer:
     if not os.path.exists(os.path.join(path, '_METADATA')):
       raise _StepUnreadable(f'{os.path.join(path, "_METADATA")} is missing')
     try:
-      with _drained_event_loops():
+      with orbax_loops.drained_event_loops():
         stored = self._manager.item_metadata(step)['state']
     except Exception as err:  # pylint: disable=broad-exception-caught
       # Any failure to read the step's files makes it unreadable; it is only
       # set aside if an older step then restores (see `restore_latest`).
-      raise _StepUnreadable(f'state ({path}): {_describe(err)}') from err
+      raise _StepUnreadable(f'state ({path}): {orbax_loops.describe_error(err)}') from err
     if stored is None:
       raise _StepUnreadable(f'{path}/_METADATA does not read back')
     self._check_tree(getattr(stored, 'tree', stored), target, step)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     try:
-      with _drained_event_loops():
+      with orbax_loops.drained_event_loops():
         restored = self._manager.restore(
             step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract)))
     except Exception as err:  # pylint: disable=broad-exception-caught
-      raise _StepUnreadable(f'state ({path}): {_describe(err)}') from err
+      raise _StepUnreadable(f'state ({path}): {orbax_loops.describe_error(err)}') from err
     return restored['state']
 
   def _check_tree(self, stored: Any, target: Any, step: int) -> None:

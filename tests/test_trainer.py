@@ -174,3 +174,13 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous(tiny_dataset,
   assert (workdir / 'checkpoints_damaged' / '4').is_dir()  # Kept aside.
   rows = [json.loads(l) for l in open(workdir / 'metrics.jsonl')]
   assert [r['step'] for r in rows] == [1, 2, 3, 4]
+
+
+def test_workdir_of_another_optimizer_is_refused(tiny_dataset, tmp_path):
+  train.train(tiny_config(tiny_dataset, steps=2), str(tmp_path))
+  other = tiny_config(tiny_dataset, steps=4)
+  with other.unlocked():
+    other.optim.name = 'adam'
+  with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                     match=r"optim\.name: 'sgd' \(checkpoint\) vs 'adam'"):
+    train.train(other, str(tmp_path))

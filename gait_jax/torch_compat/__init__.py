@@ -6,8 +6,9 @@ The only package that uses PyTorch; it imports it inside functions, so
   convert   OpenGait state dicts -> Flax variables (`load_opengait_checkpoint`)
   parity    PyTorch-vs-Flax output comparison (`parity_report`)
   train_parity  both trained step by step on the same batches
-                (`train_parity_report`), with the PyTorch side's loss
-                (`torch_losses`) and optimizer (`torch_optim`)
+                (`train_parity_report`); the PyTorch side is
+                `torch_trainer` with its own loss (`torch_losses`) and
+                optimizer (`torch_optim`)
 
 Usage:
 

@@ -147,17 +147,26 @@ def pair_softmax_loss(e, labels, *, temperature: float):
   return per_part.mean()
 
 
+def _at_least_float32(x):
+  """float32, or float64 for float64 inputs (a float64 reference run)."""
+  torch = _torch()
+  return x if x.dtype == torch.float64 else x.float()
+
+
 def cross_entropy_loss(logits, labels, *, scale: float,
                        label_smoothing: float):
   """OpenGait's CrossEntropyLoss: logits [n, classes, p], labels [n]."""
   torch = _torch()
   target = labels[:, None].expand(-1, logits.shape[2])  # [n, p]
   return torch.nn.functional.cross_entropy(
-      logits.float() * scale, target, label_smoothing=label_smoothing)
+      _at_least_float32(logits) * scale, target,
+      label_smoothing=label_smoothing)
 
 
 def compute_loss(embeddings, logits, labels, loss_config: Mapping[str, Any]):
   """The weighted sum of the terms of ``config.loss`` with non-zero weight.
+
+  The terms are computed in float32 (float64 for float64 inputs).
 
   Args:
     embeddings: ``[n, c, p]`` float tensor (OpenGait's triplet input).
@@ -176,7 +185,7 @@ def compute_loss(embeddings, logits, labels, loss_config: Mapping[str, Any]):
   """
   cfg = {k: dict(loss_config[k]) for k in ('triplet', 'uniformity',
                                             'pair_softmax', 'ce')}
-  e = embeddings.float().permute(2, 0, 1)  # [p, n, c]
+  e = _at_least_float32(embeddings).permute(2, 0, 1)  # [p, n, c]
   total = e.sum() * 0.0
   metrics = {}
   c = cfg['triplet']

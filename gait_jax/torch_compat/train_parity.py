@@ -5,12 +5,14 @@ weights into the config's Flax model, then trains both on the same batches
 of the project's sampler and pipeline (same frames, same augmentation
 draws): the JAX side with the real sharded train step of
 ``experiment.build_training`` on the config's mesh, the PyTorch side with
-`torch_losses` and `torch_optim` (the config's loss, optimizer and schedule
+`torch_trainer.TorchTrainer` (the config's loss, optimizer and schedule
 written for PyTorch), BatchNorm in training mode, float32. After every step
 it compares the losses and, every ``param_every`` steps, the parameters and
 BatchNorm statistics (the PyTorch state dict converted with
 `convert.load_opengait_checkpoint`, so keys, layouts, BNNeck order and
-``num_batches_tracked`` are handled by the converter).
+``num_batches_tracked`` are handled by the converter). Optionally a float64
+copy of the PyTorch model trains alongside and gives the recipe's float32
+floor: how far PyTorch float32 itself is from exact arithmetic.
 
 Relative differences are ``max |ours - ref| / max |ref|`` per variable, the
 largest over all variables; the loss difference is ``|ours - ref| / |ref|``.
@@ -31,10 +33,11 @@ from gait_jax.data import pipeline
 from gait_jax.data import sampling
 from gait_jax.data.source import GaitSource
 from gait_jax.torch_compat import convert
-from gait_jax.torch_compat import torch_losses
-from gait_jax.torch_compat import torch_optim
+from gait_jax.torch_compat import torch_trainer
 
 _TERMS = ('triplet', 'uniformity', 'pair_softmax', 'ce')
+TABLE_HEADER = (' step         lr     loss_jax   loss_torch  loss_rel '
+                'param_rel    bn_rel flips')
 
 
 def make_loader(config) -> pipeline.TrainBatchLoader:
@@ -78,58 +81,8 @@ def tree_rel_diff(ours: Mapping[str, Any], ref: Mapping[str, Any]
   return worst, where
 
 
-def _opengait_layout(x, parts: int, channels: int):
-  """A ``[n, c, p]`` view of an OpenGait output (``[n, p, c]`` from code
-  older than mid-2022 is transposed when the shape tells them apart)."""
-  if x is None or tuple(x.shape[1:]) == (channels, parts):
-    return x
-  if tuple(x.shape[1:]) == (parts, channels):
-    return x.transpose(1, 2)
-  raise ValueError(f'PyTorch output of shape {tuple(x.shape)}; expected '
-                   f'[n, {channels}, {parts}].')
-
-
-class _TorchSide:
-  """The PyTorch model, its optimizer and scheduler, one step at a time."""
-
-  def __init__(self, module, config, shapes):
-    import torch  # pylint: disable=g-import-not-at-top
-    self.torch = torch
-    self.module = module.float().train()
-    self.device = next(module.parameters()).device
-    self.config = config
-    self.shapes = shapes  # {'embeddings': (p, c), 'logits': (p, K)}
-    self.optimizer, self.scheduler = torch_optim.make_optimizer(
-        [p for p in module.parameters() if p.requires_grad], config.optim,
-        config.schedule, config.train.num_steps)
-
-  def step(self, host: Mapping[str, np.ndarray]) -> dict[str, float]:
-    torch = self.torch
-    sils = torch.from_numpy(host['sils']).to(self.device).float() / 255.0
-    labels = torch.from_numpy(
-        np.asarray(host['labels'], np.int64)).to(self.device)
-    self.optimizer.zero_grad(set_to_none=True)
-    feat = self.module(([sils], labels, None, None, None))['training_feat']
-    emb = _opengait_layout(feat['triplet']['embeddings'],
-                           *self.shapes['embeddings'])
-    logits = feat.get('softmax', {}).get('logits')
-    if logits is not None and 'logits' in self.shapes:
-      logits = _opengait_layout(logits, *self.shapes['logits'])
-    loss, metrics = torch_losses.compute_loss(emb, logits, labels,
-                                              self.config.loss)
-    metrics['lr'] = float(self.optimizer.param_groups[0]['lr'])
-    if not np.isfinite(metrics['loss/total']):
-      return metrics
-    loss.backward()
-    self.optimizer.step()
-    self.scheduler.step()
-    return metrics
-
-  def variables(self, model_name: str, model_config, layout: str):
-    state = {k: v.detach().cpu().clone()
-             for k, v in self.module.state_dict().items()}
-    return convert.load_opengait_checkpoint(state, model_name, model_config,
-                                            layout)
+def _rel(ours: float, ref: float) -> float:
+  return abs(ours - ref) / max(abs(ref), 1e-12) if ours != ref else 0.0
 
 
 def _output_shapes(model, variables, config) -> dict[str, tuple[int, int]]:
@@ -145,11 +98,10 @@ def _output_shapes(model, variables, config) -> dict[str, tuple[int, int]]:
   return shapes
 
 
-def _nonzero_counts(ours, ref, torch_side) -> tuple[Any, Any]:
+def _nonzero_counts(ours, ref, parts: int) -> tuple[Any, Any]:
   """Active triplets summed over parts (JAX, PyTorch), or Nones."""
   if 'triplet/nonzero' not in ours or 'triplet/nonzero_sum' not in ref:
     return None, None
-  parts = torch_side.shapes['embeddings'][0]
   return (int(round(ours['triplet/nonzero'] * parts)),
           int(round(ref['triplet/nonzero_sum'])))
 
@@ -164,13 +116,27 @@ def format_row(row: Mapping[str, Any]) -> str:
           f"{num(row.get('bn_rel'), '9.2e')} {row.get('flips', '-'):>5}")
 
 
-TABLE_HEADER = (' step         lr     loss_jax   loss_torch  loss_rel '
-                'param_rel    bn_rel flips')
+def _summary(report: dict[str, Any]) -> str:
+  def fmt(x):
+    return '-' if x is None else f'{x:.3e}'
+  line = (f"max rel loss diff {fmt(report['max_rel_loss_diff'])}; after the "
+          f"last step: params {fmt(report['param_max_rel_diff'])} (worst "
+          f"{report['worst_param'] or '-'}), BatchNorm statistics "
+          f"{fmt(report['bn_stats_max_rel_diff'])}")
+  floor = report.get('float64_floor')
+  if floor:
+    line += (f"\nfloat32 floor (PyTorch float32 vs float64): max rel loss "
+             f"diff {fmt(floor['max_rel_loss_diff'])}, params "
+             f"{fmt(floor['param_max_rel_diff'])}, BatchNorm statistics "
+             f"{fmt(floor['bn_stats_max_rel_diff'])}")
+  return line
 
 
 def train_parity_report(config, torch_module, steps: int, *,
-                 bnneck_layout: str = 'channel_major', param_every: int = 1,
-                 log: Callable[[str], None] | None = print) -> dict[str, Any]:
+                        bnneck_layout: str = 'channel_major',
+                        param_every: int = 1, float64_floor: bool = False,
+                        log: Callable[[str], None] | None = print
+                        ) -> dict[str, Any]:
   """Trains ``torch_module`` and its Flax twin for ``steps`` steps.
 
   Args:
@@ -184,6 +150,8 @@ def train_parity_report(config, torch_module, steps: int, *,
     bnneck_layout: see `convert.load_opengait_checkpoint`.
     param_every: compare parameters every this many steps (and after the
       last); each comparison converts the PyTorch state dict.
+    float64_floor: also train a float64 copy of the PyTorch model and
+      report how far the float32 one drifts from it (``float64_floor``).
     log: prints the table (None: silent).
 
   Returns:
@@ -195,7 +163,8 @@ def train_parity_report(config, torch_module, steps: int, *,
     ``max_rel_loss_diff``, ``param_max_rel_diff`` and
     ``bn_stats_max_rel_diff`` (after the last step; None without BatchNorm),
     ``worst_param``, ``initial_param_diff``, ``hinge_flip_steps`` (steps
-    whose active triplet counts differ).
+    whose active triplet counts differ); with ``float64_floor`` a dict of
+    the same float32-vs-float64 lists and summaries for PyTorch.
 
   Raises:
     ValueError: a non-float32 config, several processes, or a PyTorch model
@@ -220,8 +189,9 @@ def train_parity_report(config, torch_module, steps: int, *,
                                   abstract=True)
   state = experiment.state_from_variables(config, num_classes, variables,
                                           mesh)
-  torch_side = _TorchSide(torch_module, config,
-                          _output_shapes(run.eval_model, variables, config))
+  shapes = _output_shapes(run.eval_model, variables, config)
+  torch_side = torch_trainer.TorchTrainer(torch_module, config, shapes)
+  exact = torch_side.float64_copy() if float64_floor else None
   report = {'model': name, 'variant': config.model.get('variant', ''),
             'num_devices': mesh.size, 'preset': config.loss.preset,
             'optimizer': config.optim.name, 'num_steps': steps,
@@ -231,6 +201,8 @@ def train_parity_report(config, torch_module, steps: int, *,
   lists = {k: [] for k in ('steps', 'lr_jax', 'lr_torch', 'loss_jax',
                            'loss_torch', 'loss_rel_diff', 'nonzero_jax',
                            'nonzero_torch', 'param_steps', 'param_rel_diff',
+                           'bn_stats_rel_diff')}
+  floor = {k: [] for k in ('loss_float64', 'loss_rel_diff', 'param_rel_diff',
                            'bn_stats_rel_diff')}
   terms = {'terms_jax': {}, 'terms_torch': {}}
   has_bn = bool(jax.tree.leaves(state.batch_stats))
@@ -249,10 +221,9 @@ def train_parity_report(config, torch_module, steps: int, *,
       ours = {k: float(v) for k, v in jax.device_get(metrics).items()}
       lj, lt = ours['loss/total'], ref['loss/total']
       row = {'step': step + 1, 'lr': ref['lr'], 'loss_jax': lj,
-             'loss_torch': lt,
-             'loss_rel': abs(lj - lt) / max(abs(lt), 1e-12) if lj != lt
-                         else 0.0}
-      nonzero_jax, nonzero_torch = _nonzero_counts(ours, ref, torch_side)
+             'loss_torch': lt, 'loss_rel': _rel(lj, lt)}
+      nonzero_jax, nonzero_torch = _nonzero_counts(
+          ours, ref, shapes['embeddings'][0])
       if nonzero_jax is not None:
         row['flips'] = abs(nonzero_jax - nonzero_torch)
       for key, value in (('steps', step + 1), ('lr_jax', ours['lr']),
@@ -263,10 +234,15 @@ def train_parity_report(config, torch_module, steps: int, *,
                          ('nonzero_torch', nonzero_torch)):
         lists[key].append(value)
       for term in _TERMS:
-        key = f'loss/{term}'
-        if key in ref:
-          terms['terms_jax'].setdefault(term, []).append(ours.get(key))
-          terms['terms_torch'].setdefault(term, []).append(ref[key])
+        if f'loss/{term}' in ref:
+          terms['terms_jax'].setdefault(term, []).append(
+              ours.get(f'loss/{term}'))
+          terms['terms_torch'].setdefault(term, []).append(
+              ref[f'loss/{term}'])
+      if exact is not None:
+        l64 = exact.step(host)['loss/total']
+        floor['loss_float64'].append(l64)
+        floor['loss_rel_diff'].append(_rel(lt, l64))
       if not (np.isfinite(lj) and np.isfinite(lt) and ours['finite'] == 1.0):
         say(f'Non-finite loss at step {step + 1} (JAX {lj}, PyTorch {lt}); '
             'stopped.')
@@ -281,21 +257,26 @@ def train_parity_report(config, torch_module, steps: int, *,
         lists['param_steps'].append(step + 1)
         lists['param_rel_diff'].append(row['param_rel'])
         lists['bn_stats_rel_diff'].append(row['bn_rel'])
+        if exact is not None:
+          diff = torch_trainer.state_rel_diff(torch_side.module, exact.module)
+          floor['param_rel_diff'].append(diff['params'])
+          floor['bn_stats_rel_diff'].append(diff['buffers'])
       say(format_row(row))
   report.update(lists)
   report.update(terms)
   report['max_rel_loss_diff'] = max(lists['loss_rel_diff'], default=0.0)
-  report['param_max_rel_diff'] = (lists['param_rel_diff'][-1]
-                                  if lists['param_rel_diff'] else None)
-  report['bn_stats_max_rel_diff'] = (lists['bn_stats_rel_diff'][-1]
-                                     if lists['bn_stats_rel_diff'] else None)
+  last = lambda values: values[-1] if values else None
+  report['param_max_rel_diff'] = last(lists['param_rel_diff'])
+  report['bn_stats_max_rel_diff'] = last(lists['bn_stats_rel_diff'])
   report['worst_param'] = worst
   report['hinge_flip_steps'] = [
       s for s, a, b in zip(lists['steps'], lists['nonzero_jax'],
                            lists['nonzero_torch'])
       if a is not None and a != b]
-  say(f'max rel loss diff {report["max_rel_loss_diff"]:.3e}; after step '
-      f'{lists["steps"][-1] if lists["steps"] else 0}: params '
-      f'{report["param_max_rel_diff"] or 0.0:.3e} (worst {worst or "-"}), '
-      f'BatchNorm statistics {report["bn_stats_max_rel_diff"] or 0.0:.3e}')
+  if exact is not None:
+    floor['max_rel_loss_diff'] = max(floor['loss_rel_diff'], default=0.0)
+    floor['param_max_rel_diff'] = last(floor['param_rel_diff'])
+    floor['bn_stats_max_rel_diff'] = last(floor['bn_stats_rel_diff'])
+    report['float64_floor'] = floor
+  say(_summary(report))
   return report
