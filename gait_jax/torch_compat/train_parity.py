@@ -81,6 +81,17 @@ def tree_rel_diff(ours: Mapping[str, Any], ref: Mapping[str, Any]
   return worst, where
 
 
+def _relative_change(params, initial) -> float:
+  """``||params - initial|| / ||initial||`` over all variables."""
+  a = jax.tree.leaves(jax.device_get(params))
+  b = jax.tree.leaves(jax.device_get(initial))
+  num = sum(float(np.sum((np.asarray(x, np.float64) -
+                          np.asarray(y, np.float64)) ** 2))
+            for x, y in zip(a, b))
+  den = sum(float(np.sum(np.asarray(y, np.float64) ** 2)) for y in b)
+  return float(np.sqrt(num / max(den, 1e-30)))
+
+
 def _rel(ours: float, ref: float) -> float:
   return abs(ours - ref) / max(abs(ref), 1e-12) if ours != ref else 0.0
 
@@ -122,7 +133,8 @@ def _summary(report: dict[str, Any]) -> str:
   line = (f"max rel loss diff {fmt(report['max_rel_loss_diff'])}; after the "
           f"last step: params {fmt(report['param_max_rel_diff'])} (worst "
           f"{report['worst_param'] or '-'}), BatchNorm statistics "
-          f"{fmt(report['bn_stats_max_rel_diff'])}")
+          f"{fmt(report['bn_stats_max_rel_diff'])}; the parameters moved "
+          f"{fmt(report.get('param_change'))} from their initial values")
   floor = report.get('float64_floor')
   if floor:
     line += (f"\nfloat32 floor (PyTorch float32 vs float64): max rel loss "
@@ -162,9 +174,11 @@ def train_parity_report(config, torch_module, steps: int, *,
     ``param_rel_diff`` and ``bn_stats_rel_diff``; summaries
     ``max_rel_loss_diff``, ``param_max_rel_diff`` and
     ``bn_stats_max_rel_diff`` (after the last step; None without BatchNorm),
-    ``worst_param``, ``initial_param_diff``, ``hinge_flip_steps`` (steps
-    whose active triplet counts differ); with ``float64_floor`` a dict of
-    the same float32-vs-float64 lists and summaries for PyTorch.
+    ``worst_param``, ``initial_param_diff``, ``param_change`` (how far the
+    PyTorch parameters moved: ``||θ - θ0|| / ||θ0||`` over all of them),
+    ``hinge_flip_steps`` (steps whose active triplet counts differ); with
+    ``float64_floor`` a dict of the same float32-vs-float64 lists and
+    summaries for PyTorch.
 
   Raises:
     ValueError: a non-float32 config, several processes, or a PyTorch model
@@ -184,6 +198,7 @@ def train_parity_report(config, torch_module, steps: int, *,
   name = model_config.pop('name')
   variables = convert.load_opengait_checkpoint(state_dict, name, model_config,
                                                bnneck_layout)
+  initial = jax.device_get(variables)  # Host copy: the step donates `state`.
   mesh = experiment.make_mesh(config)
   run = experiment.build_training(config, num_classes, mesh=mesh,
                                   abstract=True)
@@ -196,8 +211,8 @@ def train_parity_report(config, torch_module, steps: int, *,
             'num_devices': mesh.size, 'preset': config.loss.preset,
             'optimizer': config.optim.name, 'num_steps': steps,
             'initial_param_diff': tree_rel_diff(
-                variables, torch_side.variables(name, model_config,
-                                                bnneck_layout))[0]}
+                initial, torch_side.variables(name, model_config,
+                                              bnneck_layout))[0]}
   lists = {k: [] for k in ('steps', 'lr_jax', 'lr_torch', 'loss_jax',
                            'loss_torch', 'loss_rel_diff', 'nonzero_jax',
                            'nonzero_torch', 'param_steps', 'param_rel_diff',
@@ -254,6 +269,8 @@ def train_parity_report(config, torch_module, steps: int, *,
         row['bn_rel'] = (tree_rel_diff(state.batch_stats,
                                        ref_vars['batch_stats'])[0]
                          if has_bn else None)
+        report['param_change'] = _relative_change(ref_vars['params'],
+                                                  initial['params'])
         lists['param_steps'].append(step + 1)
         lists['param_rel_diff'].append(row['param_rel'])
         lists['bn_stats_rel_diff'].append(row['bn_rel'])
