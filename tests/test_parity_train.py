@@ -85,26 +85,7 @@ def run_parity(dataset_dir, name, num_devices=1):
 
 _REPORTS = {}
 
-# Known differences (docs/parity.md, "What does not match yet"); strict, so
-# that the fix makes these tests fail until the marks are removed.
-_KNOWN = {
-    'gaitpart': pytest.mark.xfail(strict=True, reason=(
-        'layers.masked_max (GaitPart TFA) with a runtime frame mask: the '
-        'jnp.max gradient goes to the elements equal to the forward maximum, '
-        'and XLA:CPU recomputes the TFA features with other rounding in the '
-        'backward pass, so part of the gradient is lost (TFA kernels 30-170% '
-        'off, backbone 20-60%)')),
-    'gaitbase': pytest.mark.xfail(strict=True, reason=(
-        'BatchNorm over frames x H x W on XLA:CPU: its float32 statistics '
-        'and gradients are summed with 1e-4 (forward) to 1e-1 (backward) '
-        'relative error, PyTorch within 1e-6; Adam turns that into a 1e-1 '
-        'parameter difference in 30 steps')),
-}
-
-
-@pytest.mark.parametrize('name', [
-    pytest.param(n, marks=_KNOWN[n]) if n in _KNOWN else n
-    for n in sorted(RECIPES)])
+@pytest.mark.parametrize('name', sorted(RECIPES))
 def test_training_curves_match_pytorch(tiny_dataset, name):
   report = run_parity(tiny_dataset, name)
   _REPORTS[name] = report
