@@ -41,10 +41,8 @@ def _loader(config):
   classes = src.train_classes()
   sampler = sampling.PKSampler(src.subject_indices(classes), config.data.p,
                                config.data.k, seed=0)
-  return pipeline.TrainBatchLoader(
-      src, sampler, frame_sampler=config.data.frame_sampler,
-      num_frames=config.data.num_frames,
-      frames_skip=config.data.frames_skip), len(classes)
+  return pipeline.TrainBatchLoader.from_config(config.data, src,
+                                               sampler), len(classes)
 
 
 def _input_rate(loader, workers: int, batches: int) -> float:

@@ -28,6 +28,15 @@ these configs do not reproduce:
   the value taken from OpenGait only sets how many go through at once.
 * BatchNorm statistics always span the global batch (OpenGait's ``sync_BN``,
   which every recipe here with BatchNorm sets).
+* Variable-length clips: ``sampler='unfixed_unordered'`` with
+  ``frames_range=(min, max)`` draws F uniformly from min..max per sequence
+  (as OpenGait), but pads every clip to ``max`` frames with a frame mask
+  instead of concatenating them along time with ``seqL``.
+* Augmentation draws (``config.data.augment``, ``gait_jax.data.augment``):
+  one draw per sequence for every sampler. OpenGait draws per sequence for
+  its ``fixed_*`` samplers only; with ``unfixed_*``/``all_*`` its collate
+  function hands the transforms one array per device batch, so every
+  sequence of a device batch gets the same perspective, flip and rotation.
 * Testing during training: OpenGait's GaitSet, GaitPart and GaitGL CASIA-B
   configs set ``with_test`` (a test at every checkpoint save; published
   models were trained without it). Here ``train.eval_every`` stays 0; set it
@@ -47,6 +56,7 @@ import ml_collections
 
 from gait_jax import config as config_lib
 from gait_jax import losses
+from gait_jax.data import sampling
 
 LOSS_PRESETS = tuple(losses.PRESETS)  # ('triplet', 'gil_rc', 'gil')
 SMOKE = 'smoke'
@@ -64,6 +74,8 @@ DATASET_DIRS = {
 SMOKE_DATA_DIR = 'data/smoke'
 SMOKE_SUBJECTS = dict(num_subjects=8, num_train_subjects=6)
 SMOKE_STEPS = 20
+SMOKE_FRAMES = 8  # Frames per clip; unfixed_unordered: the largest count.
+SMOKE_FRAMES_RANGE = (4, SMOKE_FRAMES)  # unfixed_unordered's (min, max).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +148,7 @@ def build(arg: str | None, *, model: str, dataset: str,
           optim: Mapping[str, Any], schedule: Mapping[str, Any],
           num_steps: int, pk: tuple[int, int], sampler: str,
           batch_shuffle: bool, eval_batch_size: int, frames_skip: int = 0,
+          num_frames: int = 30, frames_range: tuple[int, int] | None = None,
           frame_limit: int = 0, ce: Mapping[str, Any] | None = None,
           augment: Mapping[str, Any] | None = None,
           preset_loss: Mapping[str, Mapping[str, Any]] | None = None,
@@ -150,22 +163,37 @@ def build(arg: str | None, *, model: str, dataset: str,
     schedule: the ``config.schedule`` values (`multistep` or `cosine`).
     num_steps: total optimizer updates.
     pk: (P identities, K sequences each) of the global batch.
-    sampler: training frame sampler, 'fixed_unordered' or 'fixed_ordered'.
+    sampler: training frame sampler, 'fixed_unordered', 'fixed_ordered' or
+      'unfixed_unordered' (``gait_jax.data.sampling``).
     batch_shuffle: shuffle the P×K batch order.
     eval_batch_size: test sequences per forward pass.
     frames_skip: extra window of 'fixed_ordered'.
+    num_frames: frames per clip of the 'fixed_*' samplers (OpenGait's
+      ``frames_num_fixed``).
+    frames_range: (min, max) frames per clip of 'unfixed_unordered'
+      (OpenGait's ``frames_num_min``/``frames_num_max``), required by it and
+      only by it; clips are padded to max (``data.num_frames = max``).
     frame_limit: evaluate on at most this many leading frames (0: all).
     ce: the CE term (weight, scale, label_smoothing); None: no CE term.
-    augment: ``config.data.augment`` values (``gait_jax.data.augment``);
-      None: no augmentation.
+    augment: ``config.data.augment`` values (``gait_jax.data.augment``),
+      e.g. ``dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
+      rotate_degree=10.0)``; None: no augmentation.
     preset_loss: per-preset extra loss sections, e.g. ``{'gil_rc':
       {'pair_softmax': {'weight': 1.0}}}``.
     default_preset: the loss preset when `arg` names none.
 
   Returns:
     The config (unlocked; launch.py locks it).
+
+  Raises:
+    ValueError: `frames_range` missing for 'unfixed_unordered', given for
+      another sampler, or not (min, max) with 1 <= min <= max.
   """
   args = parse_arg(arg, default_preset)
+  if (sampler == 'unfixed_unordered') != (frames_range is not None):
+    raise ValueError(f'frames_range={frames_range!r} with sampler='
+                     f'{sampler!r}: unfixed_unordered needs a (min, max) '
+                     'frame range, the other samplers take num_frames.')
   c = config_lib.base_config()
   c.model.name = model
   c.model.variant = dataset
@@ -179,8 +207,12 @@ def build(arg: str | None, *, model: str, dataset: str,
   c.data.p, c.data.k = pk
   c.data.batch_shuffle = batch_shuffle
   c.data.frame_sampler = sampler
-  c.data.num_frames = 30
+  c.data.num_frames = num_frames
   c.data.frames_skip = frames_skip
+  if frames_range is not None:
+    low, high = sampling.check_frames_range(frames_range)
+    c.data.frames_range = (low, high)
+    c.data.num_frames = high  # The padded clip length.
   if augment is not None:
     c.data.augment.update(dict(augment))
 
@@ -201,7 +233,8 @@ def _scaled(step: int, total: int) -> int:
 def shrink(c: ml_collections.ConfigDict) -> None:
   """Turns a full config into a smoke run, in place.
 
-  Tiny model variant, a 4×2 batch of 8-frame clips, `SMOKE_STEPS` steps with
+  Tiny model variant, a 4×2 batch of 8-frame clips (4 to 8 frames for
+  'unfixed_unordered', `SMOKE_FRAMES_RANGE`), `SMOKE_STEPS` steps with
   the schedule's milestones and warm-up scaled to match, frequent logging and
   checkpoints, a small evaluation, and an 8-subject synthetic dataset (6 train
   subjects). The dataset can still be overridden on the command line:
@@ -216,7 +249,9 @@ def shrink(c: ml_collections.ConfigDict) -> None:
   c.data.data_dir = SMOKE_DATA_DIR
   c.data.synthetic.update(SMOKE_SUBJECTS)
   c.data.p, c.data.k = 4, 2
-  c.data.num_frames = 8
+  c.data.num_frames = SMOKE_FRAMES
+  if c.data.frame_sampler == 'unfixed_unordered':
+    c.data.frames_range = SMOKE_FRAMES_RANGE
   c.schedule.milestones = tuple(_scaled(m, total)
                                 for m in c.schedule.milestones)
   if c.schedule.warmup_steps:

@@ -44,12 +44,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.p = 8  # Identities per global batch.
   c.data.k = 16  # Sequences per identity.
   c.data.batch_shuffle = False
+  # Training frame sampler (gait_jax.data.sampling.sample_frames):
+  # 'fixed_unordered', 'fixed_ordered' (a window of num_frames + frames_skip)
+  # or 'unfixed_unordered' (F uniform in frames_range per sequence, padded to
+  # num_frames = frames_range[1] with the frame mask False on padding).
   c.data.frame_sampler = 'fixed_unordered'
   c.data.num_frames = 30
   c.data.frames_skip = 0
-  # Training augmentation (gait_jax.data.augment: OpenGait's RandomRotate and
-  # RandomErasing), per sequence on the cut frames; probability 0 = off.
+  c.data.frames_range = (0, 0)  # (min, max); used by unfixed_unordered only.
+  # Training augmentation (gait_jax.data.augment), per sequence, in
+  # OpenGait's Compose order: RandomPerspective on the uncut frames, cut,
+  # RandomHorizontalFlip, RandomRotate, RandomErasing; probability 0 = off.
+  # OpenGait's unfixed_*/all_* samplers share one draw per device batch;
+  # here every sequence has its own draws.
   c.data.augment = ml_collections.ConfigDict({
+      'perspective_prob': 0.0, 'hflip_prob': 0.0,
       'rotate_prob': 0.0, 'rotate_degree': 10.0,  # Angle U(-deg, deg).
       'erase_prob': 0.0,
       'erase_area': (0.05, 0.2),  # Erased fraction of H·W: U(sl, sh).

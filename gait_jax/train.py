@@ -61,7 +61,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       checkpoint, or one trained with another optimizer.
   """
   every = eval_every(config)  # Validates early.
-  augment = augment_lib.from_config(config.data.augment)  # Validates early.
+  augment_lib.from_config(config.data.augment)  # Validates early.
 
   # --- Data: the stateless P×K sampler and this host's loader.
   if not config.data.dataset_dir:
@@ -77,11 +77,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   sampler = sampling.PKSampler(
       train_src.subject_indices(classes), config.data.p, config.data.k,
       seed=config.seed, batch_shuffle=config.data.batch_shuffle)
-  loader = pipeline.TrainBatchLoader(
-      train_src, sampler, frame_sampler=config.data.frame_sampler,
-      num_frames=config.data.num_frames, frames_skip=config.data.frames_skip,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      augment=augment)
+  loader = pipeline.TrainBatchLoader.from_config(
+      config.data, train_src, sampler, process_index=jax.process_index(),
+      process_count=jax.process_count())
 
   # --- Model, optimizer, state and the sharded step.
   run = experiment.build_training(config, num_classes)

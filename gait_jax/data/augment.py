@@ -1,5 +1,11 @@
 """Training augmentation: OpenGait's ``RandomRotate`` and ``RandomErasing``.
 
+The registry here also holds ``RandomPerspective`` and
+``RandomHorizontalFlip`` (``augment_geometric.py``); `Augment` applies the
+ops in OpenGait's Compose order: perspective on the uncut frames
+(`Augment.pre_cut`), then, after cutting, flip, rotate and erase
+(`Augment.__call__`).
+
 OpenGait's GaitBase CASIA-B recipe (``gaitbase_da_casiab.yaml``) trains with
 ``Compose([BaseSilCuttingTransform, RandomRotate(prob=0.3, degree=10),
 RandomErasing(prob=0.3)])``, applied to each sequence of the batch. Here both
@@ -40,6 +46,10 @@ Differences from OpenGait:
   run augments exactly as an uninterrupted one, every host augments its rows
   as the global batch's, and the worker count changes nothing. Each op has
   its own stream, so turning one off leaves the other's draws unchanged.
+  Draws are per sequence for every frame sampler. OpenGait draws per
+  sequence for ``fixed_*`` samplers only: with ``unfixed_*``/``all_*`` its
+  collate function concatenates a device batch into one array, so one draw
+  augments every sequence of that device batch alike (a quirk not kept).
 
 Config: ``config.data.augment`` (see ``gait_jax.config``) holds one key
 ``<op>_<param>`` per parameter of a registered op, e.g. ``rotate_prob``; an
@@ -57,6 +67,7 @@ from typing import Any, ClassVar, Mapping
 import cv2
 import numpy as np
 
+from gait_jax.data import augment_geometric as geometric
 from gait_jax.data import sampling
 
 # Frames warped per cv2 call: they are stacked as channels, and the cv2 Python
@@ -235,6 +246,7 @@ class RandomRotate:
   """
   name: ClassVar[str] = 'rotate'
   stream: ClassVar[int] = 0  # Fixed per op: see `sampling.augment_rng`.
+  before_cut: ClassVar[bool] = False  # Runs on the cut frames.
   prob: float = 0.0
   degree: float = 10.0
 
@@ -262,6 +274,7 @@ class RandomErase:
   """
   name: ClassVar[str] = 'erase'
   stream: ClassVar[int] = 1
+  before_cut: ClassVar[bool] = False
   prob: float = 0.0
   area: tuple[float, float] = (0.05, 0.2)
   ratio: float = 0.3
@@ -291,8 +304,11 @@ class RandomErase:
                         self.ratio, self.max_tries)
 
 
-# Registered ops, in the order they are applied (OpenGait's Compose order).
-AUGMENTATIONS = {op.name: op for op in (RandomRotate, RandomErase)}
+# Registered ops, in the order they are applied (OpenGait's Compose order;
+# the cut comes after the `before_cut` ones).
+AUGMENTATIONS = {op.name: op for op in (
+    geometric.RandomPerspective, geometric.RandomHorizontalFlip, RandomRotate,
+    RandomErase)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,9 +323,24 @@ class Augment:
   def __bool__(self) -> bool:
     return bool(self.ops)
 
+  def _apply(self, frames, seed, step, position, before_cut):
+    for op in self.ops:
+      if op.before_cut == before_cut:
+        frames = op(frames,
+                    sampling.augment_rng(seed, step, position, op.stream))
+    return frames
+
+  def pre_cut(self, frames: np.ndarray, seed: int, step: int,
+              position: int) -> np.ndarray:
+    """The ops before cutting (perspective), on uncut uint8 [S, H, 64].
+
+    Same arguments and result as `__call__`, on the frames before cutting.
+    """
+    return self._apply(frames, seed, step, position, True)
+
   def __call__(self, frames: np.ndarray, seed: int, step: int,
                position: int) -> np.ndarray:
-    """Augments one sequence.
+    """The ops after cutting (flip, rotate, erase) on one sequence.
 
     Args:
       frames: uint8 [S, H, W], the cut frames of one sequence.
@@ -320,10 +351,7 @@ class Augment:
     Returns:
       uint8 [S, H, W] (possibly ``frames`` itself).
     """
-    for op in self.ops:
-      frames = op(frames,
-                  sampling.augment_rng(seed, step, position, op.stream))
-    return frames
+    return self._apply(frames, seed, step, position, False)
 
 
 def get_augmentation(name: str, **params: Any):

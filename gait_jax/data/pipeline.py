@@ -5,8 +5,12 @@ host's slice of global batch ``s`` (a pure function of the seed and ``s``), so
 the P×K structure is built *before* any worker sees it and ``mp_prefetch``
 only parallelises whole batches. Resuming at step ``s`` starts the range at
 ``s``: no iterator state has to be checkpointed. Training augmentation
-(``augment.py``) runs per sequence after cutting, from the same stateless
-randomness.
+(``augment.py``) runs per sequence in OpenGait's Compose order (perspective
+before cutting, the other ops after), from the same stateless randomness.
+With ``unfixed_unordered`` the sequences of a batch have F_i frames each
+(F_i uniform in ``frames_range``); they are padded with zero frames to
+``max`` and the batch's ``mask`` is False on the padding (OpenGait instead
+concatenates them along time with ``seqL``).
 
 Evaluation: sequences sorted by length, grouped into batches padded to a few
 bucket lengths, with a frame mask, so that the jitted model compiles once per
@@ -34,14 +38,17 @@ class TrainBatchLoader:
   Attributes:
     source: the training split.
     sampler: the global P×K sampler.
-    frame_sampler: one of ``sampling.FRAME_SAMPLERS`` (not ``all_ordered``).
-    num_frames: frames per sequence.
+    frame_sampler: one of ``sampling.TRAIN_SAMPLERS``.
+    num_frames: frames per sequence; for ``unfixed_unordered`` the padded
+      length, which must equal ``frames_range[1]``.
     frames_skip: extra window for ``fixed_ordered``.
     process_index: this host's index.
     process_count: number of hosts.
-    augment: applied to each sequence after cutting, with randomness drawn
+    augment: applied to each sequence (`augment_lib.Augment.pre_cut`
+      before cutting, the `Augment` itself after), with randomness drawn
       from ``(sampler.seed, step, row of the global batch)``; None or an
       empty `augment_lib.Augment`: no augmentation.
+    frames_range: (min, max) frames per sequence of ``unfixed_unordered``.
   """
   source: GaitSource
   sampler: sampling.PKSampler
@@ -51,15 +58,46 @@ class TrainBatchLoader:
   process_index: int = 0
   process_count: int = 1
   augment: augment_lib.Augment | None = None
+  frames_range: tuple[int, int] | None = None
 
   def __post_init__(self):
-    if self.frame_sampler not in ('fixed_unordered', 'fixed_ordered'):
+    if self.frame_sampler not in sampling.TRAIN_SAMPLERS:
       raise ValueError(
           f'data.frame_sampler={self.frame_sampler!r} cannot build training '
-          "batches; use 'fixed_unordered' or 'fixed_ordered'.")
+          f'batches; use one of {", ".join(sampling.TRAIN_SAMPLERS)}.')
+    if self.frame_sampler == 'unfixed_unordered':
+      self.frames_range = sampling.check_frames_range(self.frames_range)
+      if self.num_frames != self.frames_range[1]:
+        raise ValueError(
+            f'data.num_frames={self.num_frames} must equal the largest '
+            f'frame count of data.frames_range={self.frames_range} (the '
+            'padded length of unfixed_unordered batches).')
     # Fails early if the global batch does not split evenly over hosts.
     sampling.host_slice(self.sampler.batch_size, self.process_index,
                         self.process_count)
+
+  @classmethod
+  def from_config(cls, data_config, source: GaitSource,
+                  sampler: sampling.PKSampler, process_index: int = 0,
+                  process_count: int = 1) -> 'TrainBatchLoader':
+    """The loader of ``config.data`` (sampler, frames, augmentation).
+
+    Args:
+      data_config: ``config.data`` (``gait_jax.config`` schema).
+      source: the training split.
+      sampler: the global P×K sampler.
+      process_index: this host's index.
+      process_count: number of hosts.
+
+    Returns:
+      The loader, validated.
+    """
+    return cls(source, sampler, frame_sampler=data_config.frame_sampler,
+               num_frames=data_config.num_frames,
+               frames_skip=data_config.frames_skip,
+               process_index=process_index, process_count=process_count,
+               augment=augment_lib.from_config(data_config.augment),
+               frames_range=tuple(data_config.frames_range))
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
     batch = self.sampler(step)
@@ -69,20 +107,28 @@ class TrainBatchLoader:
     sequences = self.source.frames_many(indices)
     height, width = sequences[0].shape[1:]
     cut = transforms.cut_width(np.zeros((1, width), np.uint8)).shape[-1]
-    sils = np.empty((len(indices), self.num_frames, height, cut), np.uint8)
+    sils = np.zeros((len(indices), self.num_frames, height, cut), np.uint8)
+    mask = np.zeros(sils.shape[:2], bool)  # [b, S]
+    seed = self.sampler.seed
     for row, frames in enumerate(sequences):
       position = part.start + row  # The row in the global batch.
-      rng = sampling.frame_rng(self.sampler.seed, step, position)
+      rng = sampling.frame_rng(seed, step, position)
       chosen = sampling.sample_frames(rng, len(frames), self.frame_sampler,
-                                      self.num_frames, self.frames_skip)
-      sils[row] = transforms.cut_width(frames[chosen])  # [S, 64, 44]
+                                      self.num_frames, self.frames_skip,
+                                      self.frames_range)  # [F]
+      seq = frames[chosen]  # [F, 64, 64]
       if self.augment:
-        sils[row] = self.augment(sils[row], self.sampler.seed, step, position)
+        seq = self.augment.pre_cut(seq, seed, step, position)
+      seq = transforms.cut_width(seq)  # [F, 64, 44]
+      if self.augment:
+        seq = self.augment(seq, seed, step, position)
+      sils[row, :len(seq)] = seq  # Zero frames after F (unfixed_unordered).
+      mask[row, :len(seq)] = True
     return {
         'step': np.int64(step),
         'sils': sils,  # uint8 [b, S, 64, 44]
         'labels': batch.labels[part],  # int32 [b]
-        'mask': np.ones(sils.shape[:2], bool),  # [b, S]
+        'mask': mask,  # bool [b, S], False on padding frames
     }
 
 

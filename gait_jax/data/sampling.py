@@ -16,7 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-FRAME_SAMPLERS = ('fixed_unordered', 'fixed_ordered', 'all_ordered')
+FRAME_SAMPLERS = ('fixed_unordered', 'fixed_ordered', 'unfixed_unordered',
+                  'all_ordered')
+# The samplers that build training batches (all but ``all_ordered``).
+TRAIN_SAMPLERS = FRAME_SAMPLERS[:3]
 
 # Stream tags keep the batch, frame and augmentation random streams
 # independent.
@@ -112,8 +115,33 @@ def host_slice(batch_size: int, process_index: int,
   return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
+def check_frames_range(frames_range) -> tuple[int, int]:
+  """Validates ``data.frames_range`` = (min, max) of ``unfixed_unordered``.
+
+  Args:
+    frames_range: two integers with ``1 <= min <= max``.
+
+  Returns:
+    ``(min, max)`` as Python ints.
+
+  Raises:
+    ValueError: anything else (the message names the config key).
+  """
+  ok = (not isinstance(frames_range, (str, bytes))
+        and hasattr(frames_range, '__len__') and len(frames_range) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                for v in frames_range)
+        and 1 <= frames_range[0] <= frames_range[1])
+  if not ok:
+    raise ValueError(
+        f'data.frames_range={frames_range!r}: the unfixed_unordered sampler '
+        'needs two integers (min, max) with 1 <= min <= max.')
+  return int(frames_range[0]), int(frames_range[1])
+
+
 def sample_frames(rng: np.random.Generator, length: int, mode: str,
-                  num_frames: int = 30, skip: int = 0) -> np.ndarray:
+                  num_frames: int = 30, skip: int = 0,
+                  frames_range: tuple[int, int] | None = None) -> np.ndarray:
   """Frame indices for one sequence (OpenGait's collate semantics).
 
   Args:
@@ -121,19 +149,30 @@ def sample_frames(rng: np.random.Generator, length: int, mode: str,
     length: number of frames L of the sequence (>= 1).
     mode: ``fixed_unordered`` — ``num_frames`` random frames, unsorted, with
       replacement only when L < num_frames; ``fixed_ordered`` — a window of
-      ``num_frames + skip`` consecutive frames (the index list repeated when
-      the sequence is shorter) from which ``num_frames`` are kept sorted;
-      ``all_ordered`` — every frame in order.
-    num_frames: frames per training sequence.
-    skip: extra window length for ``fixed_ordered`` (GaitPart uses 10).
+      W = ``num_frames + skip`` consecutive positions of the index list
+      (tiled ceil(W / L) times when L < W), start uniform in
+      ``0..len(list) - W``, of which ``num_frames`` positions drawn without
+      replacement are kept in order; ``unfixed_unordered`` — F drawn
+      uniformly from ``frames_range`` = (min, max), both ends included, then
+      as ``fixed_unordered`` with F frames; ``all_ordered`` — every frame in
+      order.
+    num_frames: frames per training sequence (``fixed_*``).
+    skip: extra window length for ``fixed_ordered`` (GaitPart uses 10,
+      DeepGaitV2 4).
+    frames_range: (min, max) frames of ``unfixed_unordered``.
 
   Returns:
-    int64 [num_frames] (or [L] for ``all_ordered``) frame indices.
+    int64 [num_frames] (F for ``unfixed_unordered``, L for ``all_ordered``)
+    frame indices.
   """
   if length < 1:
     raise ValueError(f'Sequence length must be >= 1, got {length}.')
   if mode == 'all_ordered':
     return np.arange(length)
+  if mode == 'unfixed_unordered':
+    low, high = check_frames_range(frames_range)
+    num_frames = int(rng.integers(low, high + 1))  # F, per sequence.
+    mode = 'fixed_unordered'
   if mode == 'fixed_unordered':
     return rng.choice(length, size=num_frames, replace=length < num_frames)
   if mode == 'fixed_ordered':

@@ -28,7 +28,6 @@ import numpy as np
 
 from gait_jax import experiment
 from gait_jax import parallel
-from gait_jax.data import augment as augment_lib
 from gait_jax.data import pipeline
 from gait_jax.data import sampling
 from gait_jax.data.source import GaitSource
@@ -52,10 +51,7 @@ def make_loader(config) -> pipeline.TrainBatchLoader:
   sampler = sampling.PKSampler(
       source.subject_indices(source.train_classes()), config.data.p,
       config.data.k, seed=config.seed, batch_shuffle=config.data.batch_shuffle)
-  return pipeline.TrainBatchLoader(
-      source, sampler, frame_sampler=config.data.frame_sampler,
-      num_frames=config.data.num_frames, frames_skip=config.data.frames_skip,
-      augment=augment_lib.from_config(config.data.augment))
+  return pipeline.TrainBatchLoader.from_config(config.data, source, sampler)
 
 
 def tree_rel_diff(ours: Mapping[str, Any], ref: Mapping[str, Any]
