@@ -1,4 +1,4 @@
-r"""Apache Beam pretreatment for OUMVLP-scale conversions.
+r"""Apache Beam pretreatment for OUMVLP- and GREW-scale conversions.
 
 The pretreatment stage of `data_prep.convert` (the expensive part: decoding
 millions of PNGs) can run as a Beam pipeline instead of a local process pool:
@@ -10,9 +10,13 @@ direct_num_workers=32,direct_running_mode=multi_processing"
 or from Python, `convert.convert(..., pretreat=beam_pretreat_fn(options))`.
 This module needs only `seq_cache` (the tasks and the worker function);
 `convert` imports it, never the other way round.
-Each element is one sequence; a worker pretreats it and writes its cache file
-atomically, exactly like the pool, so Beam and pool runs share the cache and
-a failed or cancelled pipeline resumes where it stopped. The TFDS shards are
+Each element is a chunk of up to `CHUNK` sequences: the tasks are pickled to
+chunk files beside the cache (`<cache>/.beam_tasks-<pid>/`, removed at the
+end), so the pipeline itself carries only their paths, however many
+sequences there are (GREW: 128k sequences, millions of file paths). A worker
+loads a chunk, pretreats each sequence whose cache file is still missing and
+writes that file atomically, exactly like the pool, so Beam and pool runs
+share the cache and a failed or cancelled pipeline resumes where it stopped. The TFDS shards are
 then written by the converting process from the cache, in the same
 deterministic order. Runners other than the DirectRunner need the raw tree
 and the cache directory on a file system mounted on every worker, and the
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
+import shutil
 from typing import Callable, Sequence
 
 from data_prep import seq_cache
@@ -55,6 +61,40 @@ def parse_options(options: str | Sequence[str] | None) -> list[str]:
           for o in (i.strip() for i in items) if o]
 
 
+CHUNK = 256  # at most this many sequences per pipeline element
+_MIN_CHUNKS = 256  # smaller conversions get chunks of fewer sequences
+
+
+def _write_chunks(todo: Sequence[seq_cache.Task]) -> tuple[str, list[str]]:
+  """Pickles the tasks in chunks: (folder, chunk files)."""
+  common = os.path.commonpath([os.path.dirname(os.path.abspath(t.cache_path))
+                               for t in todo])
+  folder = os.path.join(common, f'.beam_tasks-{os.getpid()}')
+  shutil.rmtree(folder, ignore_errors=True)
+  os.makedirs(folder)
+  size = max(1, min(CHUNK, -(-len(todo) // _MIN_CHUNKS)))
+  paths = []
+  for i in range(0, len(todo), size):
+    path = os.path.join(folder, f'{i // size:06d}.pkl')
+    with open(path, 'wb') as f:
+      pickle.dump(list(todo[i:i + size]), f, pickle.HIGHEST_PROTOCOL)
+    paths.append(path)
+  return folder, paths
+
+
+def pretreat_chunk(path: str) -> int:
+  """Pretreats the tasks of a chunk file whose cache file is missing;
+  returns how many it ran."""
+  with open(path, 'rb') as f:
+    tasks = pickle.load(f)
+  done = 0
+  for task in tasks:
+    if not os.path.exists(task.cache_path):
+      seq_cache.process_task(task)
+      done += 1
+  return done
+
+
 def run_beam_pretreatment(tasks: Sequence[seq_cache.Task],
                           options: str | Sequence[str] | None = None) -> int:
   """Pretreats the tasks whose cache file is missing in a Beam pipeline.
@@ -72,11 +112,15 @@ def run_beam_pretreatment(tasks: Sequence[seq_cache.Task],
   if not todo:
     return 0
   opts = pipeline_options.PipelineOptions(parse_options(options))
-  with beam.Pipeline(options=opts) as p:
-    _ = (p
-         | 'Sequences' >> beam.Create(todo)
-         | 'Spread' >> beam.Reshuffle()
-         | 'Pretreat' >> beam.Map(seq_cache.process_task))
+  folder, chunks = _write_chunks(todo)
+  try:
+    with beam.Pipeline(options=opts) as p:
+      _ = (p
+           | 'Chunks' >> beam.Create(chunks)
+           | 'Spread' >> beam.Reshuffle()
+           | 'Pretreat' >> beam.Map(pretreat_chunk))
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)
   missing = [t.ref.key for t in todo if not os.path.exists(t.cache_path)]
   if missing:
     raise RuntimeError(f'The Beam pipeline finished but {len(missing)} '

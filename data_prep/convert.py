@@ -3,6 +3,11 @@ r"""Converts a raw gait dataset tree to a TFDS array_record dataset.
   python -m data_prep.convert --dataset=casia_b --raw_dir=/data/CASIA-B \
       --out_dir=/data/tfds --workers=8
 
+Layouts (`--dataset`): casia_b, oumvlp (`raw_sources`), gait3d, grew, ccpg,
+sustech1k, casia_e (`raw_wild`, each with its own pretreatment rule, see
+`pretreat_wild`), and opengait_pkl: an OpenGait pickle tree of any of these
+datasets (`--protocol=<dataset>`, inferred from the names when left out).
+
 Stages:
 1. scan the raw tree (`raw_sources`), split its sequences by the partition;
 2. pretreat every sequence in a process pool into a per-sequence cache
@@ -33,21 +38,25 @@ import time
 from typing import Any, Callable, Sequence
 
 from data_prep import beam_convert
+from data_prep import convert_report
 from data_prep import partitions
+from data_prep import pretreat_wild
 from data_prep import pretreatment
 from data_prep import raw_sources
+from data_prep import raw_wild
 from data_prep import seq_cache
 
 # absl and tqdm are imported where they are used: spawned pool workers
 # re-import the main module (this one under `python -m data_prep.convert`),
 # and should load little more than `seq_cache` needs.
 
-NO_FRAMES = 'no_frame_left'  # every frame of the sequence was dropped
-EMPTY_SEQUENCE = 'empty_sequence'  # the sequence has no frame file at all
-NOT_IN_PARTITION = 'subject_not_in_partition'
+NO_FRAMES = convert_report.NO_FRAMES
+EMPTY_SEQUENCE = convert_report.EMPTY_SEQUENCE
+NOT_IN_PARTITION = convert_report.NOT_IN_PARTITION
 BAD_PKL = seq_cache.BAD_PKL
-SHORT = 5  # sequences with fewer frames are listed (kept) in the report
-_LIST_LIMIT = 200  # at most this many paths/keys per report list
+SHORT = convert_report.SHORT
+format_report = convert_report.format_report
+PROTOCOLS = tuple(sorted(raw_sources.PROTOCOL_NAMES))
 
 
 class ConversionInterrupted(RuntimeError):
@@ -60,11 +69,15 @@ Task = seq_cache.Task
 process_task = seq_cache.process_task
 
 
-def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef) -> str:
+def _cache_path(cache_dir: str, ref: raw_sources.SequenceRef,
+                kind: str = 'png') -> str:
   """Cache file of a sequence; the name carries a hash of its file names
-  and of the pretreatment rule version."""
-  names = '\n'.join([f'rule {pretreatment.RULE_VERSION}']
-                    + [os.path.basename(f) for f in ref.files])
+  and of the pretreatment rule (and, for the rules of `pretreat_wild`, of
+  the sequence key, since their type and view names may hold '_')."""
+  head = [f'rule {pretreatment.RULE_VERSION}']
+  if kind not in ('png', 'pkl'):
+    head += [f'{kind} {pretreat_wild.RULE_VERSION}', ref.key]
+  names = '\n'.join(head + [os.path.basename(f) for f in ref.files])
   digest = hashlib.sha1(names.encode()).hexdigest()[:10]
   return os.path.join(cache_dir, ref.subject,
                       f'{ref.type}_{ref.view}_{digest}{seq_cache.SUFFIX}')
@@ -113,10 +126,6 @@ def pretreat_all(tasks: Sequence[Task], workers: int, *,
   return done
 
 
-def _capped(items: list[Any]) -> dict[str, Any]:
-  return {'count': len(items), 'items': items[:_LIST_LIMIT]}
-
-
 def _read_cache(task: Task) -> seq_cache.Cached:
   """A cached sequence; an unreadable cache file (e.g. from a crash or a
   damaged disk) is pretreated again."""
@@ -129,83 +138,6 @@ def _read_cache(task: Task) -> seq_cache.Cached:
       os.remove(task.cache_path)
       process_task(task)
   raise AssertionError('unreachable')
-
-
-def _summarise(splits: dict[str, list[Task]], scan: raw_sources.ScanResult,
-               outside: list[str], missing: dict[str, list[str]]
-               ) -> tuple[dict[str, list[Task]], dict[str, Any]]:
-  """Reads the cache once: the tasks with frames, and the report."""
-  import tqdm  # pylint: disable=g-import-not-at-top
-  frame_reasons: dict[str, int] = {}
-  frame_examples: list[str] = []
-  seq_skips: dict[str, list[str]] = {EMPTY_SEQUENCE: [], NO_FRAMES: []}
-  short, kept_tasks, frames_kept = [], {}, 0
-  for split, tasks in splits.items():
-    kept_tasks[split] = []
-    for t in tqdm.tqdm(tasks, desc=f'Checking {split}', unit='seq',
-                       dynamic_ncols=True):
-      cached = _read_cache(t)
-      length = cached.shape[0]
-      for name, reason in cached.skipped:
-        kind = reason.split(':')[0]
-        frame_reasons[kind] = frame_reasons.get(kind, 0) + 1
-        if len(frame_examples) < _LIST_LIMIT:
-          frame_examples.append(f'{t.ref.key}/{name}: {reason}')
-      if not t.ref.files:
-        seq_skips[EMPTY_SEQUENCE].append(t.ref.key)
-      elif length == 0:
-        seq_skips[NO_FRAMES].append(t.ref.key)
-      else:
-        kept_tasks[split].append(t)
-        frames_kept += length
-        if length < SHORT:
-          short.append(t.ref.key)
-  ignored: dict[str, list[str]] = {}
-  for path, reason in scan.ignored:
-    ignored.setdefault(reason, []).append(path)
-  dirs: dict[str, list[str]] = {}
-  for path, reason in scan.skipped_dirs:
-    dirs.setdefault(reason, []).append(path)
-  report = {
-      'sequences_found': len(scan.sequences),
-      'sequences_written': {s: len(t) for s, t in kept_tasks.items()},
-      'sequences_skipped': {k: _capped(v) for k, v in seq_skips.items()},
-      'frames_written': frames_kept,
-      'frames_skipped': dict(sorted(frame_reasons.items())),
-      'frames_skipped_examples': frame_examples[:_LIST_LIMIT],
-      'files_ignored': {k: _capped(v) for k, v in sorted(ignored.items())},
-      'directories_skipped': {k: _capped(v)
-                              for k, v in sorted(dirs.items())},
-      NOT_IN_PARTITION: _capped(outside),
-      'partition_subjects_missing': {k: _capped(v)
-                                     for k, v in missing.items()},
-      f'sequences_shorter_than_{SHORT}': _capped(short),
-  }
-  return kept_tasks, report
-
-
-def format_report(report: dict[str, Any]) -> str:
-  """A short human-readable summary of a conversion report."""
-  lines = [f"sequences found: {report['sequences_found']}, written: "
-           f"{report['sequences_written']}, frames written: "
-           f"{report['frames_written']}"]
-  for reason, n in report['frames_skipped'].items():
-    lines.append(f'  frames skipped ({reason}): {n}')
-  for reason, v in report['sequences_skipped'].items():
-    if v['count']:
-      lines.append(f"  sequences skipped ({reason}): {v['count']}, e.g. "
-                   f"{v['items'][:3]}")
-  for reason, v in report['files_ignored'].items():
-    lines.append(f"  files ignored ({reason}): {v['count']}, e.g. "
-                 f"{v['items'][:3]}")
-  for reason, v in report.get('directories_skipped', {}).items():
-    lines.append(f"  directories skipped ({reason}): {v['count']}, e.g. "
-                 f"{v['items'][:3]}")
-  for key in (NOT_IN_PARTITION, f'sequences_shorter_than_{SHORT}'):
-    if report[key]['count']:
-      lines.append(f"  {key}: {report[key]['count']}, e.g. "
-                   f"{report[key]['items'][:3]}")
-  return '\n'.join(lines)
 
 
 def _examples(tasks: list[Task]):
@@ -229,11 +161,21 @@ def plan(dataset: str, raw_dir: str, cache_dir: str, *,
          size: int = pretreatment.IMG_SIZE):
   """Scans the raw tree and builds the per-split pretreatment tasks.
 
+  Args:
+    dataset: the layout (a key of `raw_wild.ALL_SCANNERS`).
+    raw_dir: root of the raw tree.
+    cache_dir: the per-sequence cache.
+    partition: partition name or JSON path (default: the protocol's own).
+    protocol: one of `PROTOCOLS` (default: the dataset; inferred from the
+      names for pickle trees).
+    size: output frame size.
+
   Returns:
-    (protocol, partition name, scan result, {split: tasks}, subjects outside
-    the partition, partition subjects absent from the tree).
+    (protocol, partition name, scan result, {split: tasks}, keys of the
+    sequences outside the partition, partition subjects absent from the
+    tree).
   """
-  scan = raw_sources.scan(dataset, raw_dir)
+  scan = raw_wild.scan(dataset, raw_dir)
   if dataset == 'opengait_pkl':
     # The pickle layout takes any names: keep those of the protocol.
     protocol = protocol or raw_sources.infer_protocol(scan.sequences)
@@ -248,7 +190,7 @@ def plan(dataset: str, raw_dir: str, cache_dir: str, *,
     raise ValueError(f'No default partition for protocol {protocol!r}: pass '
                      '--partition')
   part = partitions.load_partition(partition)
-  kind = 'pkl' if dataset == 'opengait_pkl' else 'png'
+  kind = scan.rule or ('pkl' if dataset == 'opengait_pkl' else 'png')
   split_of = {s: 'train' for s in part['train']}
   split_of.update({s: 'test' for s in part['test']})
   splits: dict[str, list[Task]] = {'train': [], 'test': []}
@@ -258,10 +200,17 @@ def plan(dataset: str, raw_dir: str, cache_dir: str, *,
     if split is None:
       outside.append(ref.key)
       continue
-    splits[split].append(Task(ref, _cache_path(cache_dir, ref), kind, size))
+    splits[split].append(Task(ref, _cache_path(cache_dir, ref, kind), kind,
+                              size))
   present = {r.subject for r in scan.sequences}
   missing = {s: [i for i in part[s] if i not in present] for s in part}
   return protocol, partition, scan, splits, outside, missing
+
+
+def splits_rule(splits: dict[str, list[Task]]) -> str:
+  """The pretreatment rule of the tasks ('' when there is none)."""
+  kinds = sorted({t.kind for ts in splits.values() for t in ts})
+  return ','.join(kinds)
 
 
 def convert(dataset: str, raw_dir: str, out_dir: str, *,
@@ -274,11 +223,13 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
   """Converts a raw tree to `<out_dir>/<name>/<version>` (see module doc).
 
   Args:
-    dataset: 'casia_b', 'oumvlp' or 'opengait_pkl' (the raw layout).
+    dataset: the raw layout: 'casia_b', 'oumvlp', 'gait3d', 'grew', 'ccpg',
+      'sustech1k', 'casia_e' or 'opengait_pkl'.
     raw_dir: root of the raw tree.
     out_dir: TFDS data dir.
     partition: partition name or JSON path (default: the protocol's own).
-    protocol: 'casia_b' or 'oumvlp' (inferred for pkl trees).
+    protocol: one of `PROTOCOLS` (the dataset's own; inferred from the names
+      for opengait_pkl trees when not given).
     name: dataset name (default: the protocol).
     version: dataset version.
     workers: pretreatment processes.
@@ -317,12 +268,14 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
                          start_method=start_method)
   else:
     n_new = pretreat(tasks)
-  kept, report = _summarise(splits, scan, outside, missing)
+  kept, report = convert_report.summarise(splits, scan, outside, missing,
+                                          _read_cache)
   records = [t.ref for ts in kept.values() for t in ts]
   metadata = {
       'protocol': protocol,
       'partition': partition,
       'source_layout': dataset,
+      'pretreatment': splits_rule(splits),
       'views': sorted({r.view for r in records}),
       'types': sorted({r.type for r in records}),
       'train_subjects': sorted({t.ref.subject for t in kept['train']}),
@@ -342,14 +295,14 @@ def convert(dataset: str, raw_dir: str, out_dir: str, *,
 def define_flags() -> None:
   """Defines the command-line flags (only when run as a program)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_enum('dataset', None, sorted(raw_sources.SCANNERS),
+  flags.DEFINE_enum('dataset', None, sorted(raw_wild.ALL_SCANNERS),
                     'Layout of the raw tree.')
   flags.DEFINE_string('raw_dir', None, 'Root of the raw tree.')
   flags.DEFINE_string('out_dir', None, 'TFDS data dir to write to.')
   flags.DEFINE_string('partition', None,
                       f'One of {list(partitions.NAMES)} or a JSON path '
                       '(default: the protocol\'s own).')
-  flags.DEFINE_enum('protocol', None, ['casia_b', 'oumvlp'],
+  flags.DEFINE_enum('protocol', None, list(PROTOCOLS),
                     'Protocol (inferred for opengait_pkl trees).')
   flags.DEFINE_string('name', None, 'Dataset name (default: the protocol).')
   flags.DEFINE_string('version', '1.0.0', 'Dataset version.')

@@ -79,22 +79,27 @@ def pretreat_frame(img: np.ndarray,
   rows = np.flatnonzero(img.max(axis=1))
   if rows.size == 0:
     return None, DARK
-  return _pretreat_rows(img[rows[0]:rows[-1] + 1], size)
+  return pretreat_rows(img[rows[0]:rows[-1] + 1], size)
 
 
-def _pretreat_rows(img: np.ndarray,
-                   size: int) -> tuple[np.ndarray | None, str]:
+def pretreat_rows(img: np.ndarray, size: int, *,
+                   interpolation: int = cv2.INTER_CUBIC,
+                   dark_threshold: int = DARK_THRESHOLD
+                   ) -> tuple[np.ndarray | None, str]:
   """`pretreat_frame` of the rows first..last with foreground of a frame.
 
   All other rows are zero, so the pixel sum of the frame is that of `img`.
+  `interpolation` and `dark_threshold` (frames with pixel sum <= it are
+  dropped as 'dark') let other datasets' variants of the rule reuse it
+  (CCPG: `cv2.INTER_AREA` and 0, see `data_prep.pretreat_wild`).
   """
-  if img.shape[0] == 0 or cv2.sumElems(img)[0] <= DARK_THRESHOLD:
+  if img.shape[0] == 0 or cv2.sumElems(img)[0] <= dark_threshold:
     return None, DARK
   h, w = img.shape
   new_w = int(size * (w / h))
   if new_w < 1:
     return None, TOO_NARROW
-  img = cv2.resize(img, (new_w, size), interpolation=cv2.INTER_CUBIC)
+  img = cv2.resize(img, (new_w, size), interpolation=interpolation)
   col_sums = cv2.reduce(img, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)  # [1, new_w]
   cols = np.cumsum(col_sums.ravel(), dtype=np.int64)  # [new_w]
   centre = int(np.argmax(cols > cols[-1] / 2))
@@ -195,7 +200,7 @@ def pretreat_files(paths: Sequence[str], size: int = IMG_SIZE) -> Pretreated:
     if rows is None:
       frame, reason = None, CORRUPT
     else:
-      frame, reason = _pretreat_rows(rows, size)
+      frame, reason = pretreat_rows(rows, size)
     if frame is None:
       skipped.append((os.path.basename(path), reason))
     else:

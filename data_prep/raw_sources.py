@@ -9,7 +9,9 @@ Supported layouts (`scan(dataset, raw_dir)`):
                    *.png (detected automatically); <seq> is 2 digits,
                    <view> one of `OUMVLP_VIEWS`
   opengait_pkl   <raw>/<id>/<type>/<view>/<one>.pkl holding an already
-                   pretreated uint8 [T, 64, 64] array
+                   pretreated uint8 [T, 64, 64] array, with the names of
+                   one of `PROTOCOL_NAMES` (CASIA-B, OUMVLP, or the
+                   in-the-wild datasets of `raw_wild`)
 
 A directory whose name does not fit the layout (a subject id that is not
 one, an unknown sequence type or view, a folder inside a sequence folder) is
@@ -59,10 +61,26 @@ def _any_of(names: tuple[str, ...]) -> str:
   return '|'.join(re.escape(n) for n in names)
 
 
+CCPG_STATUSES = ('U0_D0', 'U0_D0_BG', 'U1_D0', 'U1_D1', 'U2_D2', 'U3_D3',
+                 'U0_D3')
+SUSTECH1K_COVARIATES = ('nm', 'bg', 'cl', 'cr', 'ub', 'uf', 'oc', 'nt')
+_FOLDER = r'[^/\\]+'  # any single folder name
+
+# The names each protocol's sequences have (raw trees are checked against
+# them, and pickle trees by `check_protocol_names`).
 PROTOCOL_NAMES = {
     'casia_b': Names(r'\d{3}', _any_of(CASIA_B_TYPES),
                      _any_of(CASIA_B_VIEWS)),
     'oumvlp': Names(r'\d{5}', r'\d{2}', _any_of(OUMVLP_VIEWS)),
+    'gait3d': Names(r'\d{4}', r'camid\d+_videoid\d+', r'seq\d+'),
+    # Train subjects '<sid>train' (type 00), test subjects (gallery types
+    # 01, 02) and the pseudo-subject 'probe' (type 03); view = sequence.
+    'grew': Names(r'\d{5}train|\d{5}|probe', r'0[0-3]', r'[0-9A-Za-z]+'),
+    'ccpg': Names(r'\d{3}', _any_of(CCPG_STATUSES), _FOLDER),
+    'sustech1k': Names(r'\d{4}', rf'\d{{2}}-({_any_of(SUSTECH1K_COVARIATES)})',
+                       r'\d{3}(-[a-z]+)?'),
+    'casia_e': Names(r'\d{3,4}', r'[HL]-scene(1|2|3|3_s)-(nm|bg|cl)-\d+',
+                     r'[0-9A-Za-z_]+'),
 }
 
 
@@ -100,12 +118,20 @@ class ScanResult:
     skipped_dirs: (directory relative to the raw dir, reason) of every
       directory skipped with its subtree.
     layout: the layout the scan expected (for messages).
+    rule: the pretreatment rule of the sequences (`seq_cache.Task.kind`;
+      '' = the layout's default, 'png' or 'pkl').
+    ignored_extra: reason -> number of further ignored files not listed in
+      `ignored` (scans of huge trees list a few per reason only).
+    skipped_extra: the same for `skipped_dirs`.
   """
   sequences: list[SequenceRef]
   ignored: list[tuple[str, str]]
   skipped_dirs: list[tuple[str, str]] = dataclasses.field(
       default_factory=list)
   layout: str = ''
+  rule: str = ''
+  ignored_extra: dict[str, int] = dataclasses.field(default_factory=dict)
+  skipped_extra: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _entries(path: str) -> tuple[list[str], list[str]]:
@@ -240,14 +266,23 @@ def scan_opengait_pkl(raw_dir: str) -> ScanResult:
         walker.ignored.append((walker.rel(os.path.join(path, f)), NOT_PNG
                                if f.endswith('.png') else UNEXPECTED_FILE))
     # One pickle per sequence; if there are several, the one named after the
-    # view (OpenGait's own naming) is used and the others are reported.
-    chosen = [f'{view}.pkl'] if f'{view}.pkl' in pkls else pkls[:1]
+    # view (OpenGait's own naming), else the aligned silhouettes of
+    # SUSTech1K's released tree, else the first in sorted order (CCPG's
+    # '<view>-aligned-sils.pkl', as OpenGait's data_in_use picks it) is used
+    # and the others are reported.
+    sils = [f for f in pkls if SUSTECH1K_SILS.fullmatch(f)]
+    chosen = ([f'{view}.pkl'] if f'{view}.pkl' in pkls
+              else sils[:1] or pkls[:1])
     for f in pkls:
       if f not in chosen:
         walker.ignored.append((walker.rel(os.path.join(path, f)), EXTRA_PKL))
     seqs.append(SequenceRef(sid, typ, view,
                             tuple(os.path.join(path, f) for f in chosen)))
   return walker.result(seqs)
+
+
+# The aligned silhouettes among SUSTech1K's 16 pickles of a sequence.
+SUSTECH1K_SILS = re.compile(r'\d{2}-(?!sync-).+-Camera-Sils_aligned\.pkl')
 
 
 def name_problem(protocol: str, ref: SequenceRef) -> str | None:
@@ -297,7 +332,7 @@ def check_protocol_names(result: ScanResult, protocol: str) -> ScanResult:
     if path not in seen:
       seen.add(path)
       skipped.append((path, reason))
-  return ScanResult(kept, list(result.ignored), skipped, result.layout)
+  return dataclasses.replace(result, sequences=kept, skipped_dirs=skipped)
 
 
 SCANNERS = {
@@ -307,12 +342,15 @@ SCANNERS = {
 }
 
 
-def scan(dataset: str, raw_dir: str) -> ScanResult:
-  """Scans `raw_dir` with the layout of `dataset` (a key of `SCANNERS`).
+def scan(dataset: str, raw_dir: str, scanners=None) -> ScanResult:
+  """Scans `raw_dir` with the layout of `dataset` (a key of `scanners`).
 
   Args:
-    dataset: 'casia_b', 'oumvlp' or 'opengait_pkl'.
+    dataset: 'casia_b', 'oumvlp' or 'opengait_pkl' (or a key of
+      `scanners`).
     raw_dir: root of the raw tree.
+    scanners: name -> fn(raw_dir) -> ScanResult (default `SCANNERS`;
+      `raw_wild.scan` passes all layouts).
 
   Returns:
     The sequences, sorted by key, and the paths left out with their reasons.
@@ -322,9 +360,10 @@ def scan(dataset: str, raw_dir: str) -> ScanResult:
     FileNotFoundError: `raw_dir` does not exist.
     LayoutError: the tree holds no frame file in the expected layout.
   """
-  if dataset not in SCANNERS:
-    raise ValueError(f'Unknown dataset {dataset!r}; valid: {sorted(SCANNERS)}')
-  result = SCANNERS[dataset](os.fspath(raw_dir))
+  scanners = SCANNERS if scanners is None else scanners
+  if dataset not in scanners:
+    raise ValueError(f'Unknown dataset {dataset!r}; valid: {sorted(scanners)}')
+  result = scanners[dataset](os.fspath(raw_dir))
   result.sequences.sort(key=lambda s: s.key)
   if not any(s.files for s in result.sequences):
     hint = ''

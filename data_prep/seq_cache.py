@@ -29,6 +29,7 @@ import zlib
 
 import numpy as np
 
+from data_prep import pretreat_wild
 from data_prep import pretreatment
 from data_prep import png_gray
 from data_prep import raw_sources
@@ -52,7 +53,9 @@ class Task:
   """One sequence to pretreat into `cache_path`."""
   ref: raw_sources.SequenceRef
   cache_path: str
-  kind: str  # 'png' or 'pkl'
+  # 'png' (the generic rule), 'pkl' (an OpenGait pickle) or a rule of
+  # `pretreat_wild.RULES` ('grew', 'ccpg', 'sustech1k', 'casia_e').
+  kind: str
   size: int
 
 
@@ -142,8 +145,10 @@ def process_task(task: Task) -> tuple[str, int]:
     res = (_load_pkl(task.ref.files[0], task.size) if task.ref.files else
            pretreatment.Pretreated(np.zeros((0, task.size, task.size),
                                             np.uint8), []))
-  else:
+  elif task.kind == 'png':
     res = pretreatment.pretreat_files(task.ref.files, task.size)
+  else:
+    res = pretreat_wild.RULES[task.kind](task.ref.files, task.size)
   write(task.cache_path, res.frames, res.skipped)
   return task.ref.key, int(res.frames.shape[0])
 

@@ -6,12 +6,16 @@ import json
 import os
 
 _DIR = os.path.dirname(os.path.abspath(__file__))
-NAMES = ('casia_b', 'casia_b_73', 'oumvlp')
-DEFAULT = {'casia_b': 'casia_b', 'oumvlp': 'oumvlp'}
+NAMES = ('casia_b', 'casia_b_73', 'oumvlp', 'gait3d', 'grew', 'ccpg',
+         'sustech1k', 'casia_e')
+# Protocol -> its default partition.
+DEFAULT = {'casia_b': 'casia_b', 'oumvlp': 'oumvlp', 'gait3d': 'gait3d',
+           'grew': 'grew', 'ccpg': 'ccpg', 'sustech1k': 'sustech1k',
+           'casia_e': 'casia_e'}
 
 
 def load_partition(name_or_path: str) -> dict[str, list[str]]:
-  """Loads a partition by name ('casia_b', 'casia_b_73', 'oumvlp') or path.
+  """Loads a partition by name (one of `NAMES`) or path.
 
   Args:
     name_or_path: a name from `NAMES`, or a JSON file with 'train' and 'test'
