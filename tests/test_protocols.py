@@ -184,7 +184,8 @@ def test_registry_errors():
     protocols.evaluate('casia_b', emb, ['1', '2'], ['a', 'b'], ['0', '0'],
                        remove_no_gallery=True)
   assert set(protocols.PROTOCOLS) == {
-      'casia_b', 'oumvlp', 'casia_b_cross_view', 'oumvlp_cross_view'}
+      'casia_b', 'oumvlp', 'casia_b_cross_view', 'oumvlp_cross_view', 'gait3d',
+      'grew', 'ccpg', 'sustech1k', 'casia_e'}
 
 
 def test_cross_view_hand_case():

@@ -2,6 +2,8 @@
 
 * ``extract``: batched, masked embedding of a test split.
 * ``retrieval``: part distances, single-view rank-1, cross-view rank-1/AP.
+* ``ranking``: block-wise ranking kernels (first true match, AP/INP of the
+  ranked list, stable top-k) of the single-view, rank-list and GREW rules.
 * ``protocols``: the protocol registry (one module per benchmark family), the
   scoring rules and the result classes.
 * ``report``: the JSON report; ``plots``: rank-1 heatmaps and a t-SNE.
@@ -14,6 +16,7 @@
 
 # pylint: disable=g-bad-import-order
 from gait_jax.evaluation import retrieval
+from gait_jax.evaluation import ranking
 from gait_jax.evaluation import protocols
 from gait_jax.evaluation import extract
 from gait_jax.evaluation import plots
@@ -33,4 +36,4 @@ from gait_jax.evaluation.protocols import protocol_names
 __all__ = ['Evaluator', 'PROTOCOLS', 'ProbeCounts', 'ProbeSetResult',
            'ProtocolResult', 'evaluate', 'evaluator', 'extract',
            'get_protocol', 'plots', 'protocol_name', 'protocol_names',
-           'protocols', 'report', 'retrieval']
+           'protocols', 'ranking', 'report', 'retrieval']

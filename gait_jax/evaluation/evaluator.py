@@ -3,9 +3,10 @@
 Both evaluation during training (``train.eval_every``) and the final or
 stand-alone evaluation go through `Evaluator.run`: embed the test split
 (every process), score it with the protocol, write ``eval_<step>.json`` and
-``eval_latest.json`` (process 0), the plots (final runs with
-``eval.plots``), the ``eval/<key>`` scalars (when given a metric writer) and
-print the table or a one-line summary.
+``eval_latest.json`` (process 0), the protocol's own files in final runs
+(e.g. ``grew_submission.csv``, `protocols.write_outputs`), the plots (final
+runs with ``eval.plots``), the ``eval/<key>`` scalars (when given a metric
+writer) and print the table or a one-line summary.
 """
 
 from __future__ import annotations
@@ -123,15 +124,22 @@ class Evaluator:
     summary = result.summary()
     if writer is not None:
       writer.write_scalars(step, {f'eval/{k}': v for k, v in summary.items()})
-    path = None
+    path, written = None, []
     if jax.process_index() == 0:
       path = report.write_report(result, self.workdir, step, extra)
+      if final:
+        written = protocols.write_outputs(
+            self.protocol, emb, self.source.subjects, self.source.types,
+            self.source.views, self.workdir, metric=self.metric,
+            backend=self.backend)
       if final and self._config.eval.plots:
         plots.write_plots(result, emb, self.source.subjects, self.workdir)
     seconds = time.perf_counter() - began
     if final:
       _say(result.format_table(), bar)
       _say(f'Report: {path}', bar)
+      for out in written:
+        _say(f'Wrote: {out}', bar)
     else:
       numbers = ' '.join(f'{k}={v:.2f}' for k, v in summary.items())
       _say(f'eval at step {step} ({result.protocol}): {numbers} '

@@ -4,7 +4,8 @@ Every benchmark family module in `FAMILIES` lists its protocols in a
 ``PROTOCOLS`` tuple of `Protocol` entries; a protocol names its probe sets,
 its gallery types, its options and its rule function (the shared ones are in
 ``rules``: single-view gallery, cross-view gallery). To add a benchmark, write
-its family module and add it to `FAMILIES`.
+its family module and add it to `FAMILIES`. A protocol may also write files
+besides the report (`write_outputs`, e.g. the GREW submission CSV).
 
   result = protocols.evaluate('casia_b', emb, subjects, types, views)
   print(result.format_table())
@@ -19,7 +20,12 @@ import numpy as np
 
 from gait_jax.evaluation import retrieval
 from gait_jax.evaluation.protocols import casia_b
+from gait_jax.evaluation.protocols import casia_e
+from gait_jax.evaluation.protocols import ccpg
+from gait_jax.evaluation.protocols import gait3d
+from gait_jax.evaluation.protocols import grew
 from gait_jax.evaluation.protocols import oumvlp
+from gait_jax.evaluation.protocols import sustech1k
 from gait_jax.evaluation.protocols.base import EvalSet
 from gait_jax.evaluation.protocols.base import Protocol
 from gait_jax.evaluation.protocols.results import ProbeCounts
@@ -28,10 +34,11 @@ from gait_jax.evaluation.protocols.results import ProtocolResult
 
 __all__ = ['EvalSet', 'FAMILIES', 'PROTOCOLS', 'ProbeCounts', 'ProbeSetResult',
            'Protocol', 'ProtocolResult', 'evaluate', 'get_protocol',
-           'protocol_names']
+           'protocol_names', 'write_outputs']
 
 # The benchmark families, in registry order.
-FAMILIES: tuple[ModuleType, ...] = (casia_b, oumvlp)
+FAMILIES: tuple[ModuleType, ...] = (casia_b, oumvlp, gait3d, grew, ccpg,
+                                     sustech1k, casia_e)
 
 
 def _registry(families: Sequence[ModuleType]) -> dict[str, Protocol]:
@@ -90,3 +97,29 @@ def evaluate(protocol_name: str, embeddings: np.ndarray,
   result = proto.rule(proto, data, metric=metric, backend=backend, **opts)
   result.options = opts
   return result
+
+
+def write_outputs(protocol_name: str, embeddings: np.ndarray,
+                  subjects: Sequence[Any], types: Sequence[Any],
+                  views: Sequence[Any], workdir: str, *, metric: str = 'euc',
+                  backend: str = 'numpy') -> list[str]:
+  """Writes the protocol's files besides the report (its ``outputs``).
+
+  Args:
+    protocol_name: one of `PROTOCOLS`.
+    embeddings: [N, p, c] embeddings of every test sequence.
+    subjects: [N] subject ids.
+    types: [N] sequence types.
+    views: [N] views.
+    workdir: where the files go.
+    metric: 'euc' or 'cos'.
+    backend: distance backend.
+
+  Returns:
+    The paths written ([] when the protocol has none or nothing to write).
+  """
+  proto = get_protocol(protocol_name)
+  if proto.outputs is None:
+    return []
+  data = EvalSet.build(embeddings, subjects, types, views)
+  return proto.outputs(data, workdir, metric=metric, backend=backend)

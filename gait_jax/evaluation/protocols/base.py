@@ -68,6 +68,10 @@ class Protocol:
     gallery_types: sequence types forming the gallery.
     options: allowed keyword options of the rule and their defaults.
     family: the benchmark family module that defines it.
+    outputs: optional ``outputs(eval_set, workdir, *, metric, backend) ->
+      [paths]`` writing the protocol's files besides the report (e.g. the
+      GREW submission CSV); it returns [] when the test set has nothing to
+      write.
   """
   name: str
   rule: Rule
@@ -75,6 +79,7 @@ class Protocol:
   gallery_types: tuple[str, ...]
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   family: str = ''
+  outputs: Callable[..., list[str]] | None = None
 
   def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults with ``options`` applied; a ValueError names the valid

@@ -32,12 +32,16 @@ class ProbeCounts:
     removed: True when those pairs or probes are left out of the rank-1
       (protocol option ``remove_no_gallery``); False when they count as
       misses (OpenGait's rule).
+    no_match_note: how the ``no_match`` probes are treated, completing
+      "<n> of <m> probes have no true match ..."; None: the cross-view
+      gallery's wording.
   """
   probes: int
   no_gallery: int
   no_gallery_pairs: int | None = None
   no_match: int | None = None
   removed: bool = False
+  no_match_note: str | None = None
 
   def to_dict(self) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(self).items()
@@ -45,22 +49,27 @@ class ProbeCounts:
 
   def note(self) -> str | None:
     """One sentence on the unmatched probes; None when there are none."""
-    if self.no_match is not None:
-      if not self.no_match:
-        return None
-      how = ('skipped for rank-1 and mAP (remove_no_gallery)' if self.removed
-             else 'misses for rank-1, skipped for mAP')
-      return (f'{self.no_match} of {self.probes} probes have no true match '
-              f'after the same-view exclusion ({self.no_gallery} have no '
-              f'gallery sequence of their subject): {how}')
+    parts = []
+    if self.no_match:
+      if self.no_match_note:
+        parts.append(f'{self.no_match} of {self.probes} probes have no true '
+                     f'match {self.no_match_note}')
+      else:
+        how = ('skipped for rank-1 and mAP (remove_no_gallery)'
+               if self.removed else 'misses for rank-1, skipped for mAP')
+        parts.append(f'{self.no_match} of {self.probes} probes have no true '
+                     'match after the same-view exclusion '
+                     f'({self.no_gallery} have no gallery sequence of their '
+                     f'subject): {how}')
     pairs = self.no_gallery_pairs or 0
-    if not (self.no_gallery or pairs):
-      return None
-    how = ('left out (remove_no_gallery)' if self.removed
-           else 'counted as misses')
-    return (f'{self.no_gallery} of {self.probes} probes have no gallery '
-            f'sequence of their subject; {pairs} cross-view (probe, gallery '
-            f'view) pairs lack one and are {how}')
+    if self.no_gallery_pairs is not None and (self.no_gallery or pairs):
+      how = ('left out (remove_no_gallery)' if self.removed
+             else 'counted as misses')
+      parts.append(f'{self.no_gallery} of {self.probes} probes have no '
+                   'gallery sequence of their subject; '
+                   f'{pairs} cross-view (probe, gallery view) pairs lack one '
+                   f'and are {how}')
+    return '; '.join(parts) or None
 
 
 @dataclasses.dataclass
@@ -76,6 +85,7 @@ class ProbeSetResult:
     map_per_view: [V] mAP (%) per probe view (cross-view gallery).
     map_mean: mean of `map_per_view`.
     extra: further summary scalars of the set, by summary key.
+    summary_name: the summary key of `mean`; None: `name`.
   """
   name: str
   per_view: np.ndarray
@@ -85,10 +95,12 @@ class ProbeSetResult:
   map_per_view: np.ndarray | None = None
   map_mean: float | None = None
   extra: dict[str, float] = dataclasses.field(default_factory=dict)
+  summary_name: str | None = None
 
   def summary(self) -> dict[str, float]:
-    """{'<name>': rank-1, '<name>/mAP': mAP, **extra}."""
-    out = {self.name: self.mean}
+    """{'<name>': rank-1, '<name>/mAP': mAP, **extra} (the first key is
+    `summary_name` when set)."""
+    out = {self.summary_name or self.name: self.mean}
     if self.map_mean is not None:
       out[f'{self.name}/mAP'] = self.map_mean
     out.update(self.extra)
@@ -128,6 +140,9 @@ class ProtocolResult:
     metric: distance metric ('euc' or 'cos').
     description: what the numbers are (the table's title).
     options: the protocol options in effect.
+    columns: table column labels when the values of a probe set are not per
+      view (e.g. rank-1, rank-5, mAP); then `views` is empty and the table
+      has no mean column.
   """
   protocol: str
   views: tuple[str, ...]
@@ -135,6 +150,7 @@ class ProtocolResult:
   metric: str = 'euc'
   description: str = ''
   options: dict[str, Any] = dataclasses.field(default_factory=dict)
+  columns: tuple[str, ...] | None = None
 
   def summary(self) -> dict[str, float]:
     """Flat {'NM': rank-1, 'NM/mAP': mAP, ...} dictionary."""
@@ -148,17 +164,20 @@ class ProtocolResult:
     return {'protocol': self.protocol, 'metric': self.metric,
             'description': self.description, 'options': dict(self.options),
             'views': list(self.views),
+            **({'columns': list(self.columns)} if self.columns else {}),
             'probe_sets': {name: r.to_dict()
                            for name, r in self.probe_sets.items()}}
 
   def format_table(self) -> str:
-    """Rows = probe sets (and their mAP), columns = views + mean; then one
-    line on the unmatched probes of each set."""
-    header = ['probe'] + list(self.views) + ['mean']
+    """Rows = probe sets (and their mAP), columns = views + mean (or
+    `columns`); then the extra scores and one line on the unmatched probes
+    of each set."""
+    mean = [] if self.columns else ['mean']
+    header = ['probe'] + list(self.columns or self.views) + mean
     rows = []
     for name, r in self.probe_sets.items():
       rows.append([name] + [f'{v:.2f}' for v in r.per_view]
-                  + [f'{r.mean:.2f}'])
+                  + ([] if self.columns else [f'{r.mean:.2f}']))
       if r.map_per_view is not None:
         rows.append([f'{name} mAP'] + [f'{v:.2f}' for v in r.map_per_view]
                     + [f'{r.map_mean:.2f}'])
@@ -167,6 +186,10 @@ class ProtocolResult:
     fmt = lambda row: '  '.join(c.rjust(w) for c, w in zip(row, widths))
     lines = [f'{self.protocol}: {self.description}', fmt(header)]
     lines += [fmt(row) for row in rows]
+    if not self.columns:
+      lines += [f'{name}: ' + ', '.join(f'{k} {v:.2f}'
+                                        for k, v in r.extra.items())
+                for name, r in self.probe_sets.items() if r.extra]
     notes = [(name, r.counts.note()) for name, r in self.probe_sets.items()]
     notes = [f'{name}: {note}.' for name, note in notes if note]
     total = sum(r.counts.probes for r in self.probe_sets.values())

@@ -15,15 +15,20 @@
   view values are rounded to two decimals, then averaged over the views.
 
 Both rules use the sorted unique views of the test set and count, per probe
-set, the probes that could not be matched (`results.ProbeCounts`).
+set, the probes that could not be matched (`results.ProbeCounts`). The
+single-view building blocks, `single_view_accuracy` (rank-1..K cells from
+one block-wise pass over the union of the probe sets) and
+`single_view_result`, also serve CASIA-E, SUSTech1K (rank-5) and CCPG's
+gait-style scores; the rank-list rule (Gait3D, CCPG ReID) is ``rank_list``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from gait_jax.evaluation import ranking
 from gait_jax.evaluation import retrieval
 from gait_jax.evaluation.protocols.base import EvalSet
 from gait_jax.evaluation.protocols.base import Protocol
@@ -89,6 +94,61 @@ def single_view_counts(probe_labels: np.ndarray, probe_views: np.ndarray,
       no_gallery_pairs=int(lacks.sum()), removed=removed)
 
 
+def single_view_accuracy(data: EvalSet, probes: Mapping[str, np.ndarray],
+                         gal: np.ndarray, views: Sequence[str], *,
+                         metric: str, backend: str, num_rank: int = 1,
+                         remove_no_gallery: bool = False,
+                         view_of: np.ndarray | None = None
+                         ) -> dict[str, np.ndarray]:
+  """Rank-k accuracy per (probe view, gallery view) cell of probe sets.
+
+  The distances of the union of the probe sets to the gallery are computed
+  once, in blocks of probes (`ranking.distance_blocks`); each cell's rank-k
+  is round(#hits * 100 / #probes, 2) (OpenGait's per-cell rounding).
+
+  Args:
+    data: the embedded test set.
+    probes: probe set name -> rows of its probes (views in ``views``).
+    gal: rows of the gallery.
+    views: the V views of the table.
+    metric: distance metric.
+    backend: distance backend.
+    num_rank: K, the ranks 1..K computed.
+    remove_no_gallery: leave out of a cell the probes whose subject has no
+      gallery sequence in its gallery view (otherwise misses).
+    view_of: [N] view of every test sequence; None: ``data.views``.
+
+  Returns:
+    name -> float64 [K, V, V] accuracies (%); NaN for a cell without probes
+    or without gallery sequences.
+  """
+  view_of = data.views if view_of is None else view_of
+  view_pos = {v: i for i, v in enumerate(views)}
+  gal = gal[np.isin(view_of[gal], list(views))]
+  g_view = np.array([view_pos[v] for v in view_of[gal].tolist()], np.int64)
+  every = np.unique(np.concatenate([np.asarray(p, np.int64)
+                                    for p in probes.values()] + [[]]))
+  every = every.astype(np.int64)
+  p_code, g_code = ranking.label_codes(data.subjects[every],
+                                       data.subjects[gal])
+  blocks = ranking.distance_blocks(data.embeddings, every, gal, metric,
+                                   backend)
+  ranks = ranking.view_first_ranks(blocks, p_code, g_code, g_view,
+                                   len(views))  # [m, V]
+  empty = np.bincount(g_view, minlength=len(views)) == 0  # [V]
+  p_view = np.array([view_pos[v] for v in view_of[every].tolist()], np.int64)
+  out = {}
+  for name, prb in probes.items():
+    rows = np.searchsorted(every, prb)
+    acc = np.full((num_rank, len(views), len(views)), np.nan)
+    for i in range(len(views)):
+      r = ranks[rows[p_view[rows] == i]]  # [m_i, V]
+      for k in range(num_rank):
+        acc[k, i] = ranking.cell_accuracy(r, k + 1, remove_no_gallery, empty)
+    out[name] = acc
+  return out
+
+
 def single_view_gallery(proto: Protocol, data: EvalSet, *, metric: str,
                         backend: str,
                         remove_no_gallery: bool = False) -> ProtocolResult:
@@ -107,17 +167,33 @@ def single_view_gallery(proto: Protocol, data: EvalSet, *, metric: str,
   """
   views = sorted(set(data.views.tolist()))
   gal, probes = _split(proto, data, views)
+  return single_view_result(proto, data, views, gal, probes, metric=metric,
+                            backend=backend,
+                            remove_no_gallery=remove_no_gallery)
+
+
+def single_view_result(proto: Protocol, data: EvalSet, views: list[str],
+                       gal: np.ndarray, probes: Mapping[str, np.ndarray], *,
+                       metric: str, backend: str, num_rank: int = 1,
+                       remove_no_gallery: bool = False) -> ProtocolResult:
+  """`ProtocolResult` of a single-view-gallery table: per probe set the
+  rank-1 per probe view without the identical view and its mean, the
+  [V, V] rank-1 matrix and, for ``num_rank`` > 1, '<name>/R<k>' means of
+  rank-k (see `single_view_accuracy` for the arguments)."""
   subj, view = data.subjects, data.views
+  accs = single_view_accuracy(data, probes, gal, views, metric=metric,
+                              backend=backend, num_rank=num_rank,
+                              remove_no_gallery=remove_no_gallery)
   results = {}
   for name, prb in probes.items():
-    acc = retrieval.single_view_gallery_rank1(
-        _block_fn(data, prb, gal, metric, backend), subj[prb], view[prb],
-        subj[gal], view[gal], views, remove_no_gallery=remove_no_gallery)
-    per_view = retrieval.exclude_identical_view(acc)  # [V]
+    acc = accs[name]  # [K, V, V]
+    per_view = retrieval.exclude_identical_view(acc[0])  # [V]
+    extra = {f'{name}/R{k + 1}': float(np.mean(
+        retrieval.exclude_identical_view(acc[k]))) for k in range(1, num_rank)}
     counts = single_view_counts(subj[prb], view[prb], subj[gal], view[gal],
                                 views, remove_no_gallery)
     results[name] = ProbeSetResult(name, per_view, float(np.mean(per_view)),
-                                   counts, matrix=acc)
+                                   counts, matrix=acc[0], extra=extra)
   return ProtocolResult(proto.name, tuple(views), results, metric,
                         description='rank-1 (%), identical view excluded')
 
