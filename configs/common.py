@@ -67,6 +67,11 @@ TOKENS = LOSS_PRESETS + (SMOKE,)
 DATASET_DIRS = {
     'casia_b': 'data/casia_b/1.0.0',
     'oumvlp': 'data/oumvlp/1.0.0',
+    'gait3d': 'data/gait3d/1.0.0',
+    'grew': 'data/grew/1.0.0',
+    'ccpg': 'data/ccpg/1.0.0',
+    'sustech1k': 'data/sustech1k/1.0.0',
+    'casia_e': 'data/casia_e/1.0.0',
 }
 
 # The smoke run: a small synthetic dataset (rendered once into SMOKE_DATA_DIR,
@@ -158,7 +163,7 @@ def build(arg: str | None, *, model: str, dataset: str,
   Args:
     arg: the config argument (see `parse_arg`).
     model: registered model name; its variant is `dataset`.
-    dataset: 'casia_b' or 'oumvlp' (model variant and dataset directory).
+    dataset: a key of `DATASET_DIRS` (model variant and dataset directory).
     optim: the ``config.optim`` values (`sgd` or `adam`).
     schedule: the ``config.schedule`` values (`multistep` or `cosine`).
     num_steps: total optimizer updates.

@@ -57,12 +57,59 @@ REFERENCE = {
     'gaitbase_oumvlp': (SGD, 5e-4, (60_000, 80_000, 100_000), 120_000,
                         (32, 8), ('fixed_unordered', 0), True,
                         (1.0, 16.0, 0.1), (16, 720), ('90.8',)),
+    'deepgaitv2_casia_b': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                           (8, 16), ('fixed_ordered', 4), True,
+                           (1.0, 16.0, 0.1), (4, 720), ()),
+    'deepgaitv2_oumvlp': (SGD, 5e-4, (60_000, 80_000, 100_000), 120_000,
+                          (32, 8), ('fixed_ordered', 4), True,
+                          (1.0, 16.0, 0.1), (4, 720), ('92.0',)),
+    'deepgaitv2_gait3d': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                          (32, 4), ('fixed_ordered', 4), True,
+                          (1.0, 16.0, 0.1), (4, 720), ('74.4',)),
+    'deepgaitv2_grew': (SGD, 5e-4, (80_000, 120_000, 150_000), 180_000,
+                        (32, 4), ('fixed_ordered', 4), True,
+                        (1.0, 16.0, 0.1), (4, 720), ('79.4',)),
+    'deepgaitv2_ccpg': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                        (8, 16), ('fixed_ordered', 4), True,
+                        (1.0, 16.0, 0.1), (4, 720), ()),
+    'deepgaitv2_sustech1k': (SGD, 5e-4, (20_000, 30_000, 40_000), 50_000,
+                             (8, 8), ('fixed_ordered', 4), True,
+                             (1.0, 16.0, 0.1), (4, 720),
+                             ('87.5', '53.4', '28.8', '82.4', '92.6')),
+    'gaitbase_gait3d': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                        (32, 4), ('unfixed_unordered', 0), True,
+                        (1.0, 16.0, 0.1), (16, 720), ('64.6',)),
+    'gaitbase_grew': (SGD, 5e-4, (80_000, 120_000, 150_000), 180_000,
+                      (32, 4), ('unfixed_unordered', 0), True,
+                      (1.0, 16.0, 0.1), (16, 720), ('60.1',)),
+    'gaitbase_ccpg': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                      (8, 16), ('fixed_unordered', 0), True,
+                      (1.0, 16.0, 0.1), (16, 720), ()),
+    'gaitbase_casia_e': (SGD, 5e-4, (20_000, 40_000, 50_000), 60_000,
+                         (8, 32), ('fixed_unordered', 0), True,
+                         (1.0, 16.0, 0.1), (16, 720),
+                         ('91.59', '86.65', '74.73')),
     # The GIL authors' GaitGL (cosine schedule, checked separately).
     'gaitgl_casia_b_gil_authors': (SGD, 5e-4, (), 80_000, (8, 8),
                                    ('fixed_ordered', 0), True, None, (4, 0),
                                    ('96.4', '95.0', '89.8')),
 }
 NAMES = sorted(REFERENCE)
+# Frames per training clip where it is not 30: num_frames, or the
+# unfixed_unordered (min, max) range (clips padded to max).
+FRAMES = {'deepgaitv2_sustech1k': 10, 'gaitbase_gait3d': (10, 50),
+          'gaitbase_grew': (20, 40)}
+# OpenGait's DeepGaitV2 and GaitBase-DA training transforms: RandomPerspective,
+# RandomHorizontalFlip and RandomRotate, each with probability 0.2.
+DA = dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
+          rotate_degree=10.0)
+WITH_DA = {n for n in REFERENCE if n.startswith('deepgaitv2_')} | {
+    'gaitbase_gait3d', 'gaitbase_grew'}
+
+
+def dataset_of(name: str) -> str:
+  """'gaitbase_casia_e' -> 'casia_e' (the model variant and dataset)."""
+  return name.split('_', 1)[1].replace('_gil_authors', '')
 DEFAULT_PRESET = {'gaitgl_casia_b_gil_authors': 'gil_rc'}
 GOOD_ARGS = {'': None, 'triplet': 'triplet', 'gil_rc': 'gil_rc', 'gil': 'gil',
              'smoke': None, 'gil,smoke': 'gil', ' smoke , gil_rc ': 'gil_rc'}
@@ -122,7 +169,7 @@ def test_values_match_the_reference(name):
    ce, (eval_batch, frame_limit), _) = REFERENCE[name]
   _, c = load(name)
   assert c.model.name == name.split('_')[0]
-  assert c.model.variant == ('oumvlp' if 'oumvlp' in name else 'casia_b')
+  assert c.model.variant == dataset_of(name)
   assert c.model.num_classes == -1
   assert (c.optim.name, c.optim.lr, c.optim.weight_decay) == (opt, lr, wd)
   if momentum is not None:
@@ -133,7 +180,16 @@ def test_values_match_the_reference(name):
   assert c.train.num_steps == steps
   assert (c.data.p, c.data.k) == pk
   assert (c.data.frame_sampler, c.data.frames_skip) == (sampler, skip)
-  assert c.data.num_frames == 30
+  frames = FRAMES.get(name, 30)
+  if isinstance(frames, tuple):
+    assert tuple(c.data.frames_range) == frames
+    assert c.data.num_frames == frames[1]
+  else:
+    assert c.data.num_frames == frames
+  if name in WITH_DA:
+    for key, value in DA.items():
+      assert c.data.augment[key] == value, key
+    assert c.data.augment.erase_prob == 0.0
   assert c.data.batch_shuffle is shuffle
   assert c.loss.triplet.weight == 1.0 and c.loss.triplet.margin == 0.2
   if ce is None:
@@ -143,8 +199,7 @@ def test_values_match_the_reference(name):
             c.loss.ce.label_smoothing) == ce
   assert (c.eval.batch_size, c.eval.frame_limit) == (eval_batch, frame_limit)
   assert c.data.source == 'tfds'
-  dataset = 'oumvlp' if 'oumvlp' in name else 'casia_b'
-  assert c.data.dataset_dir == f'data/{dataset}/1.0.0'
+  assert c.data.dataset_dir == f'data/{dataset_of(name)}/1.0.0'
   assert c.train.compute_dtype == 'float32'
 
 
@@ -222,7 +277,8 @@ SMOKE_RUNS = {
     'gaitpart': ('gaitpart_casia_b', 'gil_rc,smoke'),
     'gaitgl': ('gaitgl_oumvlp', 'gil_rc,smoke'),
     'baseline': ('baseline_casia_b', 'gil,smoke'),
-    'gaitbase': ('gaitbase_oumvlp', 'smoke'),
+    'gaitbase': ('gaitbase_gait3d', 'smoke'),  # unfixed_unordered, DA.
+    'deepgaitv2': ('deepgaitv2_gait3d', 'gil,smoke'),
 }
 
 

@@ -36,7 +36,7 @@ from gait_jax.data import transforms
 from gait_jax.evaluation import extract
 
 ACCELERATORS = ('cuda', 'tpu')
-MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase')
+MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase', 'deepgaitv2')
 WITH_MAX_POOL = ('gaitset', 'gaitpart', 'gaitgl', 'baseline')
 _CONV3D = re.compile(r'dim_numbers = \[b, 0, 1, 2, f\]')
 _GROUPED = re.compile(r'feature_group_count = (?:[2-9]|\d\d+)')

@@ -57,7 +57,10 @@ class Evaluator:
     model: the eval-mode Linen module (``axis_name=None``).
     mesh: a mesh with a 'data' axis; batches are split over it.
     workdir: where reports and plots go.
-    protocol_options: options of the protocol (e.g. ``remove_no_gallery``).
+    protocol_options: options of the protocol (e.g. ``remove_no_gallery``);
+      they override the dataset metadata's ``protocol_options`` (e.g. the
+      probe set a synthetic Gait3D-style dataset was rendered with), which
+      apply when the run uses the protocol the metadata names.
   """
 
   def __init__(self, config: Any, model: Any, mesh: jax.sharding.Mesh,
@@ -69,8 +72,11 @@ class Evaluator:
     self.workdir = workdir
     self.source = extract.open_test_source(config)
     self.protocol = protocol_name(config.eval, self.source)
-    self.options = protocols.get_protocol(self.protocol).check_options(
-        dict(protocol_options or {}))
+    meta = self.source.metadata
+    own = (meta.get('protocol_options', {})
+           if meta.get('protocol') == self.protocol else {})
+    self.options = protocols.get_protocol(self.protocol).check_options({
+        **own, **dict(protocol_options or {})})
     self.metric = retrieval.check_metric(config.eval.metric)
     self.backend = retrieval.check_backend(config.eval.distance_backend)
     self._dtype = experiment.compute_dtype(config)

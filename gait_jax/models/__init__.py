@@ -23,6 +23,7 @@ from typing import Any
 import flax.linen as nn
 
 from gait_jax.models import baseline
+from gait_jax.models import deepgaitv2
 from gait_jax.models import gaitgl
 from gait_jax.models import gaitpart
 from gait_jax.models import gaitset
@@ -34,6 +35,7 @@ _REGISTRY: dict[str, tuple[type[nn.Module], dict[str, dict[str, Any]]]] = {
     'gaitgl': (gaitgl.GaitGL, gaitgl.VARIANTS),
     'baseline': (baseline.Baseline, baseline.BASELINE_VARIANTS),
     'gaitbase': (baseline.GaitBase, baseline.GAITBASE_VARIANTS),
+    'deepgaitv2': (deepgaitv2.DeepGaitV2, deepgaitv2.VARIANTS),
 }
 
 # Names of the dataclass fields that are Flax plumbing, not configuration.
@@ -70,7 +72,9 @@ def get_model(name: str, variant: str = 'casia_b',
 
   Args:
     name: registry name, e.g. 'gaitset'.
-    variant: 'casia_b', 'oumvlp' or 'tiny' (very small, for tests/demos).
+    variant: 'casia_b', 'oumvlp' or 'tiny' (very small, for tests/demos);
+      DeepGaitV2 also has 'gait3d', 'grew', 'ccpg' and 'sustech1k'
+      (`variant_names(name)`).
     **model_config: overrides of the variant's attributes (e.g. num_classes,
       axis_name, dtype, ops); see `config_keys(name)`.
 

@@ -37,6 +37,14 @@ GAITBASE_VARIANTS = {
                     num_classes=74),
     'oumvlp': dict(channels=(64, 128, 256, 512), hidden_dim=256,
                    num_classes=5153),
+    'gait3d': dict(channels=(64, 128, 256, 512), hidden_dim=256,
+                   num_classes=3000),
+    'grew': dict(channels=(64, 128, 256, 512), hidden_dim=256,
+                 num_classes=20000),
+    'ccpg': dict(channels=(64, 128, 256, 512), hidden_dim=256,
+                 num_classes=100),
+    'casia_e': dict(channels=(64, 128, 256, 512), hidden_dim=256,
+                    num_classes=200),
     'tiny': dict(channels=(4, 8, 8, 16), hidden_dim=16, num_classes=8),
 }
 

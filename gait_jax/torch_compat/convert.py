@@ -10,6 +10,10 @@ leaf:
   Backbone/{i}/...           -> Backbone.forward_block.feature.{i}....
   Backbone/{name}/...        -> Backbone.forward_block.{name}....
   set_block{k}/...           -> set_block{k}.forward_block....
+  DeepGaitV2: layer0/..., layer1/... (and layer2-4 in '2d' mode)
+                             -> layerL.forward_block....; in 'p3d' mode
+                                layerL/{i}/conv{1,2}/... ->
+                                layerL.{i}.conv{1,2}.forward_block....
   TFA/{conv}/{i}/kernel [P, k, I, O]
                              -> TFA.pooling_func.{conv}.{p}.{i}.conv.weight
                                 [O, I, k], one per part p (GaitPart's
@@ -45,7 +49,7 @@ LAYOUTS = ('channel_major', 'part_major')
 # The classifier weight `[parts, channels, classes]` of each model that has
 # one; GaitSet and GaitPart have none.
 CLASSIFIER_KEYS = {'gaitgl': 'Head1.fc_bin', 'baseline': 'BNNecks.fc_bin',
-                   'gaitbase': 'BNNecks.fc_bin'}
+                   'gaitbase': 'BNNecks.fc_bin', 'deepgaitv2': 'BNNecks.fc_bin'}
 
 _BN_STATS = {'mean': 'running_mean', 'var': 'running_var'}
 _PART_CONVS = frozenset({'conv1d3x1', 'conv1d3x3'})
@@ -172,9 +176,24 @@ def expected_variables(model_name: str,
   return traverse_util.flatten_dict(flax.core.unfreeze(shapes))
 
 
-def _module_key(modules: tuple[str, ...]) -> list[str]:
-  """PyTorch module segments of a Flax module path (containers inserted)."""
+def _module_key(modules: tuple[str, ...],
+                set_block_stages: frozenset[str] = frozenset(),
+                p3d: bool = False) -> list[str]:
+  """PyTorch module segments of a Flax module path (containers inserted).
+
+  Args:
+    modules: the Flax module names, outermost first.
+    set_block_stages: DeepGaitV2 stages wrapped whole in a SetBlockWrapper.
+    p3d: DeepGaitV2 P3D blocks, whose conv1/conv2 are SetBlockWrappers.
+
+  Returns:
+    The state-dict key's module segments.
+  """
   head, rest = modules[0], list(modules[1:])
+  if head in set_block_stages:
+    return [head, 'forward_block'] + rest
+  if p3d and len(rest) >= 2 and rest[1] in ('conv1', 'conv2'):
+    return [head] + rest[:2] + ['forward_block'] + rest[2:]
   if head == 'Backbone':
     return [head, 'forward_block'] + (
         ['feature'] if rest and rest[0].isdigit() else []) + rest
@@ -191,13 +210,26 @@ def _torch_shape(leaf: str, shape: Shape) -> Shape:
   return shape
 
 
-def _entries(expected: Mapping[Any, Any]) -> dict[str, _Entry]:
+def _key_options(model_name: str,
+                 model_config: Mapping[str, Any]) -> dict[str, Any]:
+  """Keyword arguments of `_module_key` for a model (DeepGaitV2's mode)."""
+  if model_name != 'deepgaitv2':
+    return {}
+  mode = models.get_model(model_name, **model_config).mode
+  stages = {'layer0', 'layer1'}
+  if mode == '2d':
+    stages |= {'layer2', 'layer3', 'layer4'}
+  return dict(set_block_stages=frozenset(stages), p3d=mode == 'p3d')
+
+
+def _entries(expected: Mapping[Any, Any],
+             key_options: Mapping[str, Any]) -> dict[str, _Entry]:
   """`{PyTorch key: _Entry}` of every variable a checkpoint must provide."""
   entries = {}
   for path, var in expected.items():
     coll, modules, leaf = path[0], path[1:-1], path[-1]
     shape = tuple(var.shape)
-    segs = _module_key(modules)
+    segs = _module_key(modules, **key_options)
     if coll == 'batch_stats':
       entries['.'.join(segs + [_BN_STATS[leaf]])] = _Entry(path, None, shape)
       continue
@@ -227,8 +259,9 @@ def opengait_state_dict_shapes(model_name: str,
     which `load_opengait_checkpoint` does not require).
   """
   shapes = {}
-  for key, entry in _entries(expected_variables(model_name,
-                                                model_config)).items():
+  entries = _entries(expected_variables(model_name, model_config),
+                     _key_options(model_name, model_config))
+  for key, entry in entries.items():
     shapes[key] = entry.shape
     if key.endswith('.running_mean'):
       shapes[key[:-len('running_mean')] + _NUM_BATCHES] = ()
@@ -287,7 +320,7 @@ def load_opengait_checkpoint(
   state = read_state_dict(path_or_state_dict)
   config = resolve_model_config(state, model_name, model_config)
   expected = expected_variables(model_name, config)
-  entries = _entries(expected)
+  entries = _entries(expected, _key_options(model_name, config))
 
   unexpected, mismatched = [], []
   for key, value in state.items():
@@ -328,8 +361,10 @@ def load_opengait_checkpoint(
     if path[-3:-1] == ('BNNecks', 'bn1d'):
       out[path] = _bnneck_to_part_major(out[path], expected, path,
                                         bnneck_layout)
+  # `jnp.array` copies: on CPU `jnp.asarray` may alias the checkpoint's
+  # memory (a PyTorch tensor's), which the caller may go on changing.
   return traverse_util.unflatten_dict(
-      {p: jnp.asarray(a, jnp.float32) for p, a in out.items()})
+      {p: jnp.array(a, jnp.float32) for p, a in out.items()})
 
 
 def _bnneck_to_part_major(arr: np.ndarray, expected: Mapping[Any, Any],

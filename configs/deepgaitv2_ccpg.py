@@ -1,0 +1,44 @@
+r"""DeepGaitV2 (P3D) on CCPG: OpenGait's
+``configs/deepgaitv2/DeepGaitV2_ccpg.yaml``.
+
+  python -m data_prep.convert --dataset=ccpg --raw_dir=<raw> --out_dir=data
+  python launch.py --config=configs/deepgaitv2_ccpg.py \
+      --workdir=workdirs/deepgaitv2_ccpg
+  python launch.py --config=configs/deepgaitv2_ccpg.py:gil \
+      --workdir=workdirs/deepgaitv2_ccpg_gil
+
+Argument: a loss preset (triplet (default), gil_rc, gil) and/or ``smoke`` (a
+one-minute CPU run on the built-in synthetic set), comma-separated; see
+``configs/common.py``.
+
+Recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, lr ×0.1 at 20k, 40k and
+50k, 60k steps; P×K 8×16, shuffled; 30 ordered frames of a random 34-frame
+window (``fixed_ordered``, skip 4); OpenGait's training augmentation, per
+sequence: random perspective (p 0.2, before the cut), random horizontal flip
+(p 0.2), random rotation (p 0.2, ±10°); see
+``gait_jax/data/augment_geometric.py``; triplet 1.0 (margin 0.2) + CE 1.0
+(scale 16, label smoothing 0.1); test batch 4, first 720 frames. Backbone
+layers [1, 1, 1, 1], channels 64/128/256/512.
+
+Reference: OpenGait's model zoo has no DeepGaitV2 CCPG row; papers quote
+rank-1 of either 90.3/96.3/91.5 or 78.6/84.8/80.7 (CL/UP/DN), plausibly the ReID-style
+and gait-style numbers; the ``ccpg`` protocol reports both.
+
+Hardware: HARDWARE
+"""
+
+from configs import common
+
+
+def get_config(arg: str = ''):
+  """Returns the config; ``arg``: see ``configs.common.parse_arg``."""
+  return common.build(
+      arg, model='deepgaitv2', dataset='ccpg',
+      optim=common.sgd(lr=0.1, weight_decay=5e-4),
+      schedule=common.multistep(20_000, 40_000, 50_000), num_steps=60_000,
+      pk=(8, 16), sampler='fixed_ordered', batch_shuffle=True,
+      num_frames=30, frames_skip=4,
+      ce=dict(weight=1.0, scale=16.0, label_smoothing=0.1),
+      augment=dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
+                   rotate_degree=10.0),
+      eval_batch_size=4, frame_limit=720)

@@ -1,0 +1,36 @@
+r"""GaitBase on CASIA-E: OpenGait's
+``configs/gaitbase/gaitbase_casiae.yaml``.
+
+  python -m data_prep.convert --dataset=casia_e --raw_dir=<raw> --out_dir=data
+  python launch.py --config=configs/gaitbase_casia_e.py \
+      --workdir=workdirs/gaitbase_casia_e
+  python launch.py --config=configs/gaitbase_casia_e.py:gil \
+      --workdir=workdirs/gaitbase_casia_e_gil
+
+Argument: a loss preset (triplet (default), gil_rc, gil) and/or ``smoke`` (a
+one-minute CPU run on the built-in synthetic set), comma-separated; see
+``configs/common.py``.
+
+Recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, lr ×0.1 at 20k, 40k and
+50k, 60k steps; P×K 8×32, shuffled; 30 random frames (unordered); triplet 1.0
+(margin 0.2) + CE 1.0 (scale 16, label smoothing 0.1); test batch 16, first
+720 frames. No augmentation besides the cut.
+
+Reference rank-1 (OpenGait model zoo, ``gaitbase_casiae.yaml``, view 270
+left out): NM 91.59, BG 86.65, CL 74.73.
+
+Hardware: HARDWARE
+"""
+
+from configs import common
+
+
+def get_config(arg: str = ''):
+  """Returns the config; ``arg``: see ``configs.common.parse_arg``."""
+  return common.build(
+      arg, model='gaitbase', dataset='casia_e',
+      optim=common.sgd(lr=0.1, weight_decay=5e-4),
+      schedule=common.multistep(20_000, 40_000, 50_000), num_steps=60_000,
+      pk=(8, 32), sampler='fixed_unordered', batch_shuffle=True,
+      ce=dict(weight=1.0, scale=16.0, label_smoothing=0.1),
+      eval_batch_size=16, frame_limit=720)

@@ -1,0 +1,41 @@
+r"""GaitBase on Gait3D: OpenGait's
+``configs/gaitbase/gaitbase_da_gait3d.yaml``.
+
+  python -m data_prep.convert --dataset=gait3d --raw_dir=<raw> --out_dir=data
+  python launch.py --config=configs/gaitbase_gait3d.py \
+      --workdir=workdirs/gaitbase_gait3d
+  python launch.py --config=configs/gaitbase_gait3d.py:gil \
+      --workdir=workdirs/gaitbase_gait3d_gil
+
+Argument: a loss preset (triplet (default), gil_rc, gil) and/or ``smoke`` (a
+one-minute CPU run on the built-in synthetic set), comma-separated; see
+``configs/common.py``.
+
+Recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, lr ×0.1 at 20k, 40k and
+50k, 60k steps; P×K 32×4, shuffled; 10-50 random frames per sequence
+(``unfixed_unordered``, padded and masked); OpenGait's training augmentation,
+per sequence: random perspective (p 0.2, before the cut), random horizontal
+flip (p 0.2), random rotation (p 0.2, ±10°); see
+``gait_jax/data/augment_geometric.py``; triplet 1.0 (margin 0.2) + CE 1.0
+(scale 16, label smoothing 0.1); test batch 16, first 720 frames.
+
+Reference (OpenGait model zoo, ``gaitbase_da_gait3d.yaml``): rank-1 64.6.
+
+Hardware: HARDWARE
+"""
+
+from configs import common
+
+
+def get_config(arg: str = ''):
+  """Returns the config; ``arg``: see ``configs.common.parse_arg``."""
+  return common.build(
+      arg, model='gaitbase', dataset='gait3d',
+      optim=common.sgd(lr=0.1, weight_decay=5e-4),
+      schedule=common.multistep(20_000, 40_000, 50_000), num_steps=60_000,
+      pk=(32, 4), sampler='unfixed_unordered', batch_shuffle=True,
+      frames_range=(10, 50),
+      ce=dict(weight=1.0, scale=16.0, label_smoothing=0.1),
+      augment=dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
+                   rotate_degree=10.0),
+      eval_batch_size=16, frame_limit=720)
