@@ -20,7 +20,7 @@ else
 $(error ACCEL=$(ACCEL); valid: cpu, cuda, tpu)
 endif
 
-.PHONY: demo test venv venv-dev bench clean
+.PHONY: demo test test-all venv venv-dev bench clean
 
 # The stamp files make the install step re-run only when requirements change.
 $(VENV)/.stamp-runtime: requirements.txt
@@ -55,6 +55,10 @@ demo: venv
 	@$(PY) scripts/readme_demo.py $(WORKDIR)/demo.log
 
 test: venv-dev
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests $(PYTEST_ARGS)
+
+# Every test, the slow ones included.
+test-all: venv-dev
 	$(PY) -m pytest -q -n 2 --dist loadfile tests $(PYTEST_ARGS)
 
 # CPU-sized runs of every benchmark; results are recorded in docs/benchmarks.md.

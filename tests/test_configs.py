@@ -282,7 +282,14 @@ SMOKE_RUNS = {
 }
 
 
-@pytest.mark.parametrize('model', sorted(SMOKE_RUNS))
+# GaitPart, GaitGL and Baseline smoke runs are `slow`: their train steps are
+# covered by the model and parity tests, their configs by the checks above.
+_SMOKE_FAST = ('gaitset', 'gaitbase', 'deepgaitv2')
+
+
+@pytest.mark.parametrize('model', [
+    m if m in _SMOKE_FAST else pytest.param(m, marks=pytest.mark.slow)
+    for m in sorted(SMOKE_RUNS)])
 def test_smoke_config_trains(model, tiny_dataset, tmp_path):
   name, arg = SMOKE_RUNS[model]
   _, c = load(name, arg)
