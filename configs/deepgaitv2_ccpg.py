@@ -24,7 +24,12 @@ Reference: OpenGait's model zoo has no DeepGaitV2 CCPG row; papers quote
 rank-1 of either 90.3/96.3/91.5 or 78.6/84.8/80.7 (CL/UP/DN), plausibly the ReID-style
 and gait-style numbers; the ``ccpg`` protocol reports both.
 
-Hardware: HARDWARE
+Hardware: The float32 train step of the 8×16 batch needs about 51 GiB on one
+device (12.7 GiB per device over 4, 6.5 over 8; XLA's estimate with the CPU
+compiler, ``--mode=compile``): one 80 GB GPU, four 16 GB GPUs (12.7 GiB each),
+or eight 16 GB GPUs (6.5 GiB each). OpenGait trains it with fp16 autocast;
+pass ``--config.train.compute_dtype=bfloat16`` on accelerators. OpenGait's
+recipe uses 4 GPUs (its test batch, one sequence per GPU).
 """
 
 from configs import common

@@ -24,7 +24,12 @@ Reference (OpenGait model zoo, ``DeepGaitV2_gait3d.yaml``): rank-1 74.4 on
 the Gait3D protocol (``gait3d``: rank-1/5/10, mAP, mINP). The maintainers
 report it from the 30k checkpoint while the config trains 60k.
 
-Hardware: HARDWARE
+Hardware: The float32 train step of the 32×4 batch needs about 98 GiB on one
+device (24.7 GiB per device over 4, 12.6 over 8; XLA's estimate with the CPU
+compiler, ``--mode=compile``): four 40 GB GPUs (24.7 GiB each), or eight 16 GB
+GPUs (12.6 GiB each). OpenGait trains it with fp16 autocast; pass
+``--config.train.compute_dtype=bfloat16`` on accelerators. OpenGait's recipe
+uses 4 GPUs (its test batch, one sequence per GPU).
 """
 
 from configs import common

@@ -25,7 +25,12 @@ the 3-D variant with no released config. The server no longer takes
 submissions; ``--mode=eval`` prints the local proxy (gallery 01 against
 probe 02) and writes the submission file (probes 03) into the workdir.
 
-Hardware: HARDWARE
+Hardware: The float32 train step of the 32×4 batch needs about 100 GiB on one
+device (26.2 GiB per device over 4, 14.2 over 8; XLA's estimate with the CPU
+compiler, ``--mode=compile``): four 40 GB GPUs (26.2 GiB each), or eight 16 GB
+GPUs (14.2 GiB each). OpenGait trains it with fp16 autocast; pass
+``--config.train.compute_dtype=bfloat16`` on accelerators. OpenGait's recipe
+uses 4 GPUs (its test batch, one sequence per GPU).
 """
 
 from configs import common

@@ -24,7 +24,12 @@ Reference rank-1 (OpenGait model zoo, identical views excluded): 92.0,
 reported for the 3-D variant (``--config.model.mode=3d``) with no released
 config; every shipped DeepGaitV2 config is P3D.
 
-Hardware: HARDWARE
+Hardware: The float32 train step of the 32×8 batch needs about 103 GiB on one
+device (26.3 GiB per device over 4, 13.2 over 8; XLA's estimate with the CPU
+compiler, ``--mode=compile``): four 40 GB GPUs (26.3 GiB each), or eight 16 GB
+GPUs (13.2 GiB each). OpenGait trains it with fp16 autocast; pass
+``--config.train.compute_dtype=bfloat16`` on accelerators. OpenGait's recipe
+uses 4 GPUs (its test batch, one sequence per GPU).
 """
 
 from configs import common

@@ -23,7 +23,11 @@ Reference (OpenGait model zoo, ``gaitbase_da_grew.yaml``): rank-1 60.1 on
 GREW's test server (now closed); ``--mode=eval`` prints the local proxy and
 writes the submission file.
 
-Hardware: HARDWARE
+Hardware: The float32 train step of the 32×4 batch needs about 53 GiB on one
+device (14.8 GiB per device over 4, 8.2 over 8; XLA's estimate with the CPU
+compiler, ``--mode=compile``): one 80 GB GPU, four 16 GB GPUs (14.8 GiB each),
+or eight 16 GB GPUs (8.2 GiB each). OpenGait trains it with fp16 autocast;
+pass ``--config.train.compute_dtype=bfloat16`` on accelerators.
 """
 
 from configs import common
