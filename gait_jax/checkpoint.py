@@ -7,7 +7,9 @@ the step (`checkpoint_meta`).
 
 Damaged checkpoints: `Checkpointer.restore_latest` tries the steps newest
 first. A step whose files do not read back (a garbled or truncated data file,
-a missing ``_METADATA``, an unreadable ``meta``) is reported in one warning
+a missing ``_METADATA``, an unreadable ``meta``, a state whose content
+fingerprint (`gait_jax.fingerprint`, stored in ``meta`` at save time) differs
+from the one saved with it) is reported in one warning
 line naming the step and the cause, and the next older step is tried. Once an
 older step restores, the newer ones that did not are moved, whole, to
 ``<workdir>/checkpoints_damaged/<step>``: they stay on disk, but they are no
@@ -20,8 +22,9 @@ Compatibility (`check_meta`): the stored and requested metas are compared
 section by section, on the sections both have (checkpoints written before the
 optimizer and schedule were recorded are compared on the model alone):
 
-* ``model``: must match exactly, except ``ops`` and ``conv_kernel_grad``
-  (which pick op implementations and do not change the parameters).
+* ``model``: must match exactly, except ``ops``, ``conv_kernel_grad`` and
+  ``remat`` (which pick op implementations or rematerialisation and do not
+  change the parameters).
 * ``optim``: ``name`` must match, and for SGD so must whether ``momentum`` is
   0 (then the optimizer state has no momentum buffer): these change the
   optimizer state's tree. Every other field (``lr``, ``weight_decay``,
@@ -53,6 +56,7 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from gait_jax import fingerprint as fingerprint_lib
 from gait_jax import orbax_loops
 from gait_jax.checkpoint_meta import MODEL_FIELDS_IGNORED  # pylint: disable=unused-import
 from gait_jax.checkpoint_meta import check_meta
@@ -60,6 +64,8 @@ from gait_jax.checkpoint_meta import checkpoint_meta  # pylint: disable=unused-i
 
 # The directory, next to ``checkpoints``, that damaged steps are moved to.
 DAMAGED_DIR = 'checkpoints_damaged'
+# The meta key of the saved state's content fingerprint.
+FINGERPRINT_KEY = 'state_fingerprint'
 
 
 class CheckpointMismatchError(ValueError):
@@ -138,12 +144,20 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: Mapping[str, Any], *,
            force: bool = False) -> bool:
-    """Saves ``state`` at ``step`` (asynchronously). Returns whether it did."""
+    """Saves ``state`` at ``step`` (asynchronously). Returns whether it did.
+
+    The meta gets the step and the state's content fingerprint, which
+    restoring checks.
+    """
+    if not force and not self._manager.should_save(int(step)):
+      return False
+    meta = dict(meta, step=int(step),
+                **{FINGERPRINT_KEY: fingerprint_lib.fingerprint(state)})
     return self._manager.save(
         int(step),
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            meta=ocp.args.JsonSave(dict(meta, step=int(step)))),
+            meta=ocp.args.JsonSave(meta)),
         force=force)
 
   # --- Restoring. -----------------------------------------------------------
@@ -185,7 +199,7 @@ class Checkpointer:
         stored = self._read_meta(step)
         if meta is not None:
           self.check_compatible(meta, step, stored=stored)
-        state = self._restore_state(target, step)
+        state = self._restore_state(target, step, stored)
       except _StepUnreadable as err:
         failures[step] = err.cause
         errors[step] = err.__cause__ or err
@@ -210,7 +224,7 @@ class Checkpointer:
     """
     step = self.latest_step() if step is None else int(step)
     try:
-      return self._restore_state(target, step)
+      return self._restore_state(target, step, self._read_meta(step))
     except _StepUnreadable as err:
       raise CheckpointRestoreError(self.directory, {step: err.cause},
                                    {step: err.__cause__ or err}) from None
@@ -283,7 +297,8 @@ class Checkpointer:
                             f'{type(value).__name__}')
     return dict(value)
 
-  def _restore_state(self, target: Any, step: int) -> Any:
+  def _restore_state(self, target: Any, step: int,
+                     stored_meta: Mapping[str, Any]) -> Any:
     path = os.path.join(self._step_dir(step), 'state')
     if not os.path.exists(os.path.join(path, '_METADATA')):
       raise _StepUnreadable(f'{os.path.join(path, "_METADATA")} is missing')
@@ -305,6 +320,14 @@ class Checkpointer:
                 state=ocp.args.StandardRestore(abstract)))
     except Exception as err:  # pylint: disable=broad-exception-caught
       raise _StepUnreadable(f'state ({path}): {orbax_loops.describe_error(err)}') from err
+    saved = stored_meta.get(FINGERPRINT_KEY)
+    if saved is not None:  # Checkpoints written before fingerprints: none.
+      differ = fingerprint_lib.compare(
+          saved, fingerprint_lib.fingerprint(restored['state']))
+      if differ:
+        raise _StepUnreadable(
+            f'state ({path}): the content of {len(differ)} array(s) differs '
+            f'from what was saved ({_some(differ)})')
     return restored['state']
 
   def _check_tree(self, stored: Any, target: Any, step: int) -> None:
