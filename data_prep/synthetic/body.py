@@ -78,7 +78,11 @@ def sample_identity(rng: np.random.Generator,
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
-  """Walking condition: 'nm', 'bg' (with a bag) or 'cl' (with a coat)."""
+  """Walking condition: 'nm', 'bg' (with a bag) or 'cl' (with a coat).
+
+  The kind 'cb' (coat and bag together) is not a CASIA-B condition; the wild
+  renderer (`wild.py`) builds it directly.
+  """
   kind: str = 'nm'
   bag: str = 'backpack'  # one of BAG_KINDS (bg only)
   bag_size: float = 1.0
@@ -87,6 +91,14 @@ class Condition:
   hem: float = 1.0  # coat: length below the hips, in thigh lengths
   flare: float = 1.3  # coat: widening of the hem
   sleeve: float = 1.3  # coat: sleeve widening
+
+  @property
+  def has_coat(self) -> bool:
+    return self.kind in ('cl', 'cb')
+
+  @property
+  def has_bag(self) -> bool:
+    return self.kind in ('bg', 'cb')
 
 
 def sample_condition(kind: str, rng: np.random.Generator) -> Condition:
@@ -198,7 +210,7 @@ def pose_scene(p: IdentityParams, cond: Condition,
   deg = np.pi / 180.0
   t = phase.shape[0]
   scene = Scene(t)
-  coat = cond.kind == 'cl'
+  coat = cond.has_coat
   loose = cond.looseness if coat else 1.0
 
   # Pelvis: lateral sway over the stance leg, yaw with the forward leg.
@@ -273,7 +285,7 @@ def pose_scene(p: IdentityParams, cond: Condition,
   sleeve = cond.sleeve if coat else 1.0
   shoulders, hands = [], []
   for side, ph in ((1, phase + np.pi), (-1, phase)):
-    carrying = cond.kind == 'bg' and cond.bag == 'hand' and side == cond.side
+    carrying = cond.has_bag and cond.bag == 'hand' and side == cond.side
     swing = p['arm_swing'] * (0.25 if carrying else 1.0)
     ua = (p['arm_offset'] + swing * np.sin(ph)) * deg
     fa = ua + p['elbow'] * (0.6 + 0.4 * np.sin(ph)) * deg
@@ -289,7 +301,7 @@ def pose_scene(p: IdentityParams, cond: Condition,
     hands.append(tip)
   scene.cone(shoulders[0], shoulders[1], 1.25 * loose * arm_r)
 
-  if cond.kind == 'bg':
+  if cond.has_bag:
     _add_bag(scene, p, cond, pelvis, chest, rot_p, rot_t, shoulders, hands,
              phase)
 
@@ -314,7 +326,9 @@ def _add_bag(scene: Scene, p: IdentityParams, cond: Condition,
   strap_r = 0.009 * h
   if cond.bag == 'backpack':
     depth = 0.07 * h * s
-    centre = (chest - (p['chest_depth'] * h * p['mass'] + 0.8 * depth)
+    # Over a coat the backpack sits further back (1.0 without one: exact).
+    loose = cond.looseness if cond.has_coat else 1.0
+    centre = (chest - (p['chest_depth'] * h * p['mass'] * loose + 0.8 * depth)
               * fwd_t - 0.03 * h * up)
     scene.ellipsoid(centre, rot_t, np.array([depth, 0.12 * h * s,
                                              0.17 * h * s]))

@@ -72,3 +72,48 @@ def save_preview(dataset_dir: str, path: str, *, split: str = 'test',
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def save_sequence_strip(dataset_dir: str, path: str, *, split: str = 'test',
+                        num_sequences: int = 8, num_frames: int = 12,
+                        step: int = 3) -> None:
+  """Saves a strip of sample sequences: one row each, frames subsampled.
+
+  The rows are the first sequences of different subjects in record order
+  (a dataset of any layout, e.g. the wild Gait3D-style one).
+
+  Args:
+    dataset_dir: a gait dataset directory.
+    path: output PNG path.
+    split: split to take the sequences from.
+    num_sequences: rows.
+    num_frames: frames shown per row.
+    step: take every `step`-th frame.
+  """
+  index = tfds_writer.read_index(dataset_dir, split)
+  picked, seen = [], set()
+  for i, r in enumerate(index):
+    if r['subject'] not in seen and len(picked) < num_sequences:
+      seen.add(r['subject'])
+      picked.append(i)
+  source = tfds_writer.open_gait_source(dataset_dir, split)
+  rows, labels = [], []
+  for i in picked:
+    r = index[i]
+    frames = source[i]['frames'][::step][:num_frames]  # [n, H, W]
+    frames = np.pad(frames, ((0, num_frames - len(frames)), (1, 1), (1, 1)),
+                    constant_values=96)  # grey frame borders
+    rows.append(np.concatenate(list(frames), 1))
+    labels.append(f"{r['subject']}-{r['type']}-{r['view']} ({r['length']})")
+  sheet = np.concatenate(rows, 0)  # [rows * (H + 2), cols * (W + 2)]
+  height = sheet.shape[0] / sheet.shape[1] * 12
+  fig, ax = plt.subplots(figsize=(14, height + 0.6), dpi=100)
+  ax.imshow(sheet, cmap='gray', vmin=0, vmax=255, interpolation='nearest')
+  row_h = sheet.shape[0] / len(rows)
+  ax.set_yticks((np.arange(len(rows)) + 0.5) * row_h, labels, fontsize=7)
+  ax.set_xticks([])
+  ax.set_title(f'{split} split: frames 0, {step}, {2 * step}, ... of one '
+               'sequence per subject (length in brackets)', fontsize=10)
+  fig.subplots_adjust(left=0.2, right=0.98, top=0.94, bottom=0.02)
+  fig.savefig(path)
+  plt.close(fig)

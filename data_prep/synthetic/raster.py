@@ -244,3 +244,62 @@ def _centre_columns(canvas: np.ndarray, size: int) -> np.ndarray:
   idx = centre[:, None] + np.arange(size)[None, :]  # [T, size] in padded
   out = np.take_along_axis(padded, idx[:, None, :], axis=2)
   return out.astype(np.uint8) * 255
+
+
+def extents(prims: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+  """Exact bounds of projected primitives per frame.
+
+  Args:
+    prims: output of `project` (or `wild.project_perspective`).
+
+  Returns:
+    top, bottom, left, right: [T] each (cones are hulls of discs, ellipses
+    extend sqrt(cov) from their centres).
+  """
+  a, b, ra, rb, ec, ecov = (
+      prims[k].astype(np.float32)
+      for k in ('cone_a', 'cone_b', 'cone_ra', 'cone_rb', 'ell_c', 'ell_cov'))
+  ell = np.sqrt(np.stack([ecov[..., 0, 0], ecov[..., 1, 1]], -1))  # [T,E,2]
+  hi = np.maximum(np.max(np.maximum(a + ra[..., None], b + rb[..., None]), 1),
+                  np.max(ec + ell, 1))  # [T, 2]
+  lo = np.minimum(np.min(np.minimum(a - ra[..., None], b - rb[..., None]), 1),
+                  np.min(ec - ell, 1))
+  return hi[:, 1], lo[:, 1], lo[:, 0], hi[:, 0]
+
+
+def rasterise_window(prims: dict[str, np.ndarray], top: np.ndarray,
+                     left: np.ndarray, pix: float, rows: int,
+                     cols: int) -> np.ndarray:
+  """Renders projected primitives into fixed camera windows (no normalising).
+
+  Unlike `rasterise`, the pixel size is the same in every frame and the
+  window is placed by the caller, so the silhouette keeps its size in pixels
+  (the wild renderer adds its nuisances in this camera space).
+
+  Args:
+    prims: output of `project` for T frames.
+    top: [T] world y of the window's top edge.
+    left: [T] world x of the window's left edge.
+    pix: world units per pixel (square pixels).
+    rows: window height in pixels.
+    cols: window width in pixels.
+
+  Returns:
+    bool [T, rows, cols] silhouettes.
+  """
+  a, b, ra, rb, ec, ecov = (
+      prims[k].astype(np.float32)
+      for k in ('cone_a', 'cone_b', 'cone_ra', 'cone_rb', 'ell_c', 'ell_cov'))
+  top = np.asarray(top, np.float32)
+  left = np.asarray(left, np.float32)[:, None, None]
+  y = top[:, None] - (np.arange(rows, dtype=np.float32) + 0.5) * np.float32(
+      pix)  # [T, rows]
+  with np.errstate(over='ignore'):  # near-horizontal tangents: +-inf
+    spans = [_cone_spans(a, b, ra, rb, y), _ellipse_spans(ec, ecov, y)]
+  lo = np.concatenate([s[0] for s in spans], 1)  # [T, K + E, rows]
+  hi = np.concatenate([s[1] for s in spans], 1)
+  inv = np.float32(1.0 / pix)
+  with np.errstate(invalid='ignore'):
+    first = np.clip(np.ceil((lo - left) * inv - 0.5), 0, cols)
+    last = np.clip(np.floor((hi - left) * inv + 0.5), 0, cols)
+  return _paint_spans(first.astype(np.int32), last.astype(np.int32), cols)
