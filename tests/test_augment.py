@@ -356,14 +356,28 @@ def _load_config(name, arg=''):
   return module.get_config(arg)
 
 
-def test_only_gaitbase_casia_b_augments():
+def _has_da(name: str) -> bool:
+  """OpenGait's DeepGaitV2 and GaitBase-DA wild recipes: perspective, flip
+  and rotation, each with probability 0.2."""
+  return name.startswith('deepgaitv2_') or name in ('gaitbase_gait3d',
+                                                    'gaitbase_grew')
+
+
+def test_only_the_augmented_recipes_augment():
   names = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
                  if f.endswith('.py') and f not in ('__init__.py',
                                                     'common.py'))
   assert 'gaitbase_casia_b' in names and 'gaitbase_oumvlp' in names
+  assert 'deepgaitv2_gait3d' in names
   for name in names:
-    for arg in ('', 'smoke') if name != 'synthetic_demo' else ('',):
+    for arg in ('', 'smoke') if not name.startswith('synthetic') else ('',):
       aug = augment.from_config(_load_config(name, arg).data.augment)
+      if _has_da(name):
+        assert [type(op).__name__ for op in aug.ops] == [
+            'RandomPerspective', 'RandomHorizontalFlip', 'RandomRotate'], name
+        assert [op.prob for op in aug.ops] == [0.2, 0.2, 0.2], name
+        assert aug.ops[2].degree == 10.0
+        continue
       if name != 'gaitbase_casia_b':
         assert not aug, name
         continue
