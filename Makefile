@@ -8,6 +8,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= workdirs/synthetic_demo
+WILD_WORKDIR ?= workdirs/synthetic_wild
 PYTEST_ARGS ?=
 # cpu (requirements.txt only), cuda or tpu: `make demo ACCEL=cuda` also
 # installs requirements-$(ACCEL).txt (jax's CUDA 13 plugin or libtpu).
@@ -20,7 +21,7 @@ else
 $(error ACCEL=$(ACCEL); valid: cpu, cuda, tpu)
 endif
 
-.PHONY: demo test test-all venv venv-dev bench clean
+.PHONY: demo demo-wild test test-all venv venv-dev bench clean
 
 # The stamp files make the install step re-run only when requirements change.
 $(VENV)/.stamp-runtime: requirements.txt
@@ -53,6 +54,15 @@ demo: venv
 	set -o pipefail; $(PY) launch.py --config=configs/synthetic_demo.py \
 		--workdir=$(WORKDIR) | tee $(WORKDIR)/demo.log
 	@$(PY) scripts/readme_demo.py $(WORKDIR)/demo.log
+
+# DeepGaitV2-tiny on the in-the-wild synthetic set (Gait3D protocol), then a
+# PNG strip of its test sequences in $(WILD_WORKDIR)/preview.png.
+demo-wild: venv
+	@mkdir -p $(WILD_WORKDIR)
+	set -o pipefail; $(PY) launch.py --config=configs/synthetic_wild.py \
+		--workdir=$(WILD_WORKDIR) | tee $(WILD_WORKDIR)/demo.log
+	$(PY) -m data_prep.synthetic.preview \
+		--dataset_dir=data/synthetic_gait3d/1.0.0 --out=$(WILD_WORKDIR)/preview.png
 
 test: venv-dev
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests $(PYTEST_ARGS)

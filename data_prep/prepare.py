@@ -8,7 +8,11 @@ evaluation. `config.data.source` says where the data comes from:
   'synthetic'  the built-in synthetic dataset, rendered into
                `config.data.data_dir` on first use (reused afterwards) from
                `config.data.synthetic`; `config.data.dataset_dir` is set to
-               it.
+               it;
+  'synthetic_wild'
+               the same for the Gait3D-style in-the-wild synthetic dataset
+               (`data_prep.synthetic.wild_dataset`) from
+               `config.data.synthetic_wild`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-SOURCES = ('tfds', 'synthetic')
+SOURCES = ('tfds', 'synthetic', 'synthetic_wild')
 
 
 def prepare_dataset(config: Any) -> str:
@@ -38,6 +42,12 @@ def prepare_dataset(config: Any) -> str:
     from data_prep.synthetic import dataset as synthetic  # pylint: disable=g-import-not-at-top
     cfg = synthetic.SyntheticConfig(**config.data.synthetic.to_dict())
     config.data.dataset_dir = synthetic.build_synthetic_dataset(
+        config.data.data_dir, cfg)
+  elif source == 'synthetic_wild':
+    from data_prep.synthetic import wild_dataset  # pylint: disable=g-import-not-at-top
+    cfg = wild_dataset.WildDatasetConfig(
+        **config.data.synthetic_wild.to_dict())
+    config.data.dataset_dir = wild_dataset.build_wild_dataset(
         config.data.data_dir, cfg)
   elif source not in SOURCES:
     raise ValueError(f'data.source={source!r}; valid: '

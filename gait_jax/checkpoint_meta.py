@@ -12,7 +12,7 @@ import json
 from typing import Any, Mapping
 
 # Model fields that do not change the parameters (not compared, not stored).
-MODEL_FIELDS_IGNORED = ('ops', 'conv_kernel_grad')
+MODEL_FIELDS_IGNORED = ('ops', 'conv_kernel_grad', 'remat')
 
 def _jsonable(value: Any) -> Any:
   if hasattr(value, 'to_dict'):
@@ -28,8 +28,8 @@ def checkpoint_meta(config) -> dict[str, Any]:
 
   Returns:
     ``{'model', 'optim', 'schedule', 'loss_preset'}``: the config sections
-    as JSON values, the model's ``ops`` and ``conv_kernel_grad`` fields left
-    out.
+    as JSON values, the model's ``ops``, ``conv_kernel_grad`` and ``remat``
+    fields left out.
   """
   model = _jsonable(config.model)
   for name in MODEL_FIELDS_IGNORED:
@@ -60,7 +60,7 @@ def check_meta(stored: Mapping[str, Any],
   """Compares a checkpoint's meta with the one a config asks for.
 
   The rule is the module docstring's: the model must match exactly (but for
-  ``ops``), the optimizer's name and, for SGD, whether it has momentum must
+  ``MODEL_FIELDS_IGNORED``), the optimizer's name and, for SGD, whether it has momentum must
   match; other optimizer fields, the schedule and the loss preset may differ.
   Only sections present in both are compared.
 

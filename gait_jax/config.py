@@ -25,12 +25,18 @@ def base_config() -> ml_collections.ConfigDict:
       'name': 'gaitset', 'variant': 'casia_b', 'num_classes': -1,
       # Op implementations and the CPU 2-D convolution's kernel gradient
       # (see gait_jax.models.ops); neither changes the parameters.
-      'ops': 'auto', 'conv_kernel_grad': 'auto'})
+      'ops': 'auto', 'conv_kernel_grad': 'auto',
+      # Rematerialise the backbone's blocks in training: 'none', 'blocks'
+      # or 'dots_saveable' (gait_jax.models.remat); less activation memory
+      # for about one more backbone forward pass, same parameters.
+      'remat': 'none'})
 
   c.loss = losses.get_loss_config('triplet')
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = 'tfds'  # 'tfds': an existing dataset; 'synthetic': built.
+  # 'tfds': an existing dataset; 'synthetic' (CASIA-B-like) or
+  # 'synthetic_wild' (Gait3D-like): rendered on first use.
+  c.data.source = 'tfds'
   c.data.dataset_dir = ''  # TFDS dataset dir: <data_dir>/<name>/<version>.
   c.data.data_dir = 'data'  # Where the synthetic dataset is built.
   # Passed to data_prep.synthetic.dataset.SyntheticConfig.
@@ -41,6 +47,19 @@ def base_config() -> ml_collections.ConfigDict:
       'types': ('nm-01', 'nm-02', 'nm-03', 'nm-04', 'nm-05', 'nm-06', 'bg-01',
                 'bg-02', 'cl-01', 'cl-02'),
       'min_frames': 20, 'max_frames': 40})
+  # Passed to data_prep.synthetic.wild_dataset.WildDatasetConfig; `wild`
+  # holds the nuisance strengths (data_prep.synthetic.wild.WildConfig,
+  # 0 = off, 1 = the default strength).
+  c.data.synthetic_wild = ml_collections.ConfigDict({
+      'num_subjects': 100, 'num_train_subjects': 60, 'min_sequences': 6,
+      'max_sequences': 10, 'min_frames': 10, 'max_frames': 150,
+      'mean_frames': 40.0, 'num_cameras': 39, 'seed': 0,
+      'identity_spread': 1.0,
+      'wild': ml_collections.ConfigDict({
+          'occlusion': 1.0, 'border': 1.0, 'seg_noise': 1.0,
+          'view_change': 1.0, 'elevation': 1.0, 'azimuth': 1.0,
+          'distance': 1.0, 'perspective': 1.0, 'gait_jitter': 1.0,
+          'clothing': 1.0, 'carrying': 1.0, 'frame_size': 64})})
   c.data.p = 8  # Identities per global batch.
   c.data.k = 16  # Sequences per identity.
   c.data.batch_shuffle = False

@@ -79,8 +79,8 @@ def num_classes(config, *, checkpoint: Any = None) -> int:
   dataset_dir = config.data.dataset_dir
   if dataset_dir and os.path.isdir(dataset_dir):
     return len(read_metadata(dataset_dir)['train_subjects'])
-  if config.data.source == 'synthetic':
-    return int(config.data.synthetic.num_train_subjects)
+  if config.data.source in ('synthetic', 'synthetic_wild'):
+    return int(config.data[config.data.source].num_train_subjects)
   raise ValueError(
       'model.num_classes=-1 means "from the data", but data.dataset_dir='
       f'{dataset_dir!r} is not a dataset directory. Set '
@@ -207,7 +207,10 @@ def build_training(config, num_classes: int, *,
     state = init_state(config, model, tx, mesh)
   step_fn = train_step.make_step_fn(model, tx, schedule, config.loss,
                                     config.data.k, compute_dtype(config))
-  step = parallel.shard_step(step_fn, mesh, donate_state=donate_state)
+  step = parallel.shard_step(
+      step_fn, mesh, donate_state=donate_state,
+      compiler_options=models.remat_compiler_options(
+          config.model.get('remat', 'none'), mesh.devices.flat[0].platform))
   return Training(mesh=mesh, model=model,
                   eval_model=build_model(config, num_classes),
                   tx=tx, schedule=schedule, state=state, step=step,

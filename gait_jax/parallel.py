@@ -92,7 +92,9 @@ def host_to_global(mesh: jax.sharding.Mesh, host_batch: dict[str, Any]):
 
 
 def shard_step(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
-               donate_state: bool = True) -> Callable[..., Any]:
+               donate_state: bool = True,
+               compiler_options: dict[str, Any] | None = None
+               ) -> Callable[..., Any]:
   """jit(shard_map(step_fn)): (state, batch) → (state, metrics).
 
   ``step_fn(state, batch)`` runs on each device with the device's rows of
@@ -102,10 +104,12 @@ def shard_step(step_fn: Callable[..., Any], mesh: jax.sharding.Mesh, *,
     step_fn: the per-device step.
     mesh: the 1-D 'data' mesh.
     donate_state: let XLA reuse the input state's buffers.
+    compiler_options: XLA options of the step's compilation, or None.
 
   Returns:
     The jitted, mapped step.
   """
   mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
                          out_specs=(P(), P()))
-  return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
+  return jax.jit(mapped, donate_argnums=(0,) if donate_state else (),
+                 compiler_options=compiler_options)

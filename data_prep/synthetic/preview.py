@@ -1,7 +1,12 @@
-"""Contact sheet of a gait dataset, to check the silhouettes by eye."""
+"""Contact sheet of a gait dataset, to check the silhouettes by eye.
+
+  python -m data_prep.synthetic.preview --dataset_dir=data/synthetic_gait3d/1.0.0 \
+      --out=strip.png   # a strip of test sequences, one row each
+"""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 import matplotlib
@@ -117,3 +122,19 @@ def save_sequence_strip(dataset_dir: str, path: str, *, split: str = 'test',
   fig.subplots_adjust(left=0.2, right=0.98, top=0.94, bottom=0.02)
   fig.savefig(path)
   plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--dataset_dir', required=True)
+  parser.add_argument('--out', required=True, help='PNG path')
+  parser.add_argument('--split', default='test')
+  parser.add_argument('--num_sequences', type=int, default=8)
+  args = parser.parse_args(argv)
+  save_sequence_strip(args.dataset_dir, args.out, split=args.split,
+                      num_sequences=args.num_sequences)
+  print(f'Preview of {args.dataset_dir} saved to {args.out}')
+
+
+if __name__ == '__main__':
+  main()

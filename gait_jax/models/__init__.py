@@ -14,7 +14,9 @@ mask `[n, s]` (True = real frame) to a dict with `'embeddings'`
 Every model takes `ops` ('auto', 'reference' or 'cpu') and `conv_kernel_grad`
 ('auto', 'taps' or 'xla'), which choose the implementation of its
 convolutions and pools without changing its parameters (see
-`gait_jax.models.ops`).
+`gait_jax.models.ops`), and `remat` ('none', 'blocks' or 'dots_saveable'),
+which rematerialises the backbone's blocks in training, again without
+changing the parameters (see `gait_jax.models.remat`).
 """
 
 import dataclasses
@@ -28,6 +30,9 @@ from gait_jax.models import gaitgl
 from gait_jax.models import gaitpart
 from gait_jax.models import gaitset
 from gait_jax.models import ops as ops_lib
+from gait_jax.models import remat as remat_lib
+
+remat_compiler_options = remat_lib.compiler_options
 
 _REGISTRY: dict[str, tuple[type[nn.Module], dict[str, dict[str, Any]]]] = {
     'gaitset': (gaitset.GaitSet, gaitset.VARIANTS),
@@ -82,7 +87,8 @@ def get_model(name: str, variant: str = 'casia_b',
     An unbound Flax module.
 
   Raises:
-    ValueError: unknown name, variant, `ops` or `conv_kernel_grad` value.
+    ValueError: unknown name, variant, `ops`, `conv_kernel_grad` or `remat`
+      value.
     TypeError: an override key the model does not accept.
   """
   cls, variants = _lookup(name)
@@ -99,4 +105,5 @@ def get_model(name: str, variant: str = 'casia_b',
   model = cls(**config)
   ops_lib.check_ops(model.ops)
   ops_lib.check_kernel_grad(model.conv_kernel_grad)
+  remat_lib.check_remat(model.remat)
   return model

@@ -4,6 +4,7 @@ Both map frames `[N, h, w, 1]` to feature maps `[N, h', w', c]`; the models
 fold the frame axis into the batch before calling them.
 """
 
+import functools
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 
 from gait_jax.models import layers
 from gait_jax.models import ops as ops_lib
+from gait_jax.models import remat as remat_lib
 
 Array = jax.Array
 
@@ -29,6 +31,23 @@ def _parse_layer(spec: str) -> tuple[str, int, int]:
                    "or 'FC-<c>-<halving>'.")
 
 
+def _plain_layer(mdl: 'Plain', x: Array, i: int, index: int,
+                 pool: bool) -> Array:
+  """Convolution `i` of `mdl` (submodule `index`), LeakyReLU[, 2x2 pool]."""
+  kind, channels, halving = _parse_layer(mdl.layers_cfg[i])
+  kernel, pad = (5, 2) if i == 0 else (3, 1)
+  choice = dict(ops=mdl.ops, conv_kernel_grad=mdl.conv_kernel_grad,
+                dtype=mdl.dtype, name=str(index), parent=mdl)
+  if kind == 'BC':
+    x = layers.BasicConv(channels, (kernel, kernel), padding=pad,
+                         **choice)(x)
+  else:
+    x = layers.FocalConv2d(channels, kernel, halving, padding=pad,
+                           **choice)(x)
+  x = layers.leaky_relu(x)
+  return ops_lib.max_pool_2x2(x, ops=mdl.ops) if pool else x
+
+
 class Plain(nn.Module):
   """A plain stack of convolutions, LeakyReLUs and 2x2 max-pools.
 
@@ -42,34 +61,31 @@ class Plain(nn.Module):
     dtype: compute dtype.
     ops: implementation choice (see `gait_jax.models.ops`).
     conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
+    remat: rematerialise each block (`gait_jax.models.remat`).
   """
   layers_cfg: Sequence[str]
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """Maps `[N, h, w, c]` to `[N, h', w', c']`."""
-    index = 0
-    for i, spec in enumerate(self.layers_cfg):
-      kind, channels, halving = _parse_layer(spec)
-      if kind == 'M':
+    specs = [_parse_layer(spec)[0] for spec in self.layers_cfg]
+    index, i = 0, 0
+    while i < len(specs):
+      if specs[i] == 'M':
         if i == 0:
           raise ValueError('The first Plain layer must be a convolution.')
         x = ops_lib.max_pool_2x2(x, ops=self.ops)
-        index += 1
+        index, i = index + 1, i + 1
         continue
-      kernel, pad = (5, 2) if i == 0 else (3, 1)
-      choice = dict(ops=self.ops, conv_kernel_grad=self.conv_kernel_grad)
-      if kind == 'BC':
-        x = layers.BasicConv(channels, (kernel, kernel), padding=pad,
-                             dtype=self.dtype, name=str(index), **choice)(x)
-      else:
-        x = layers.FocalConv2d(channels, kernel, halving, padding=pad,
-                               dtype=self.dtype, name=str(index), **choice)(x)
-      x = layers.leaky_relu(x)
-      index += 2
+      # A block: the convolution, its LeakyReLU and a pool right after them.
+      pool = i + 1 < len(specs) and specs[i + 1] == 'M'
+      layer = functools.partial(_plain_layer, i=i, index=index, pool=pool)
+      x = remat_lib.checkpoint(layer, self.remat)(self, x)
+      index, i = index + 2 + int(pool), i + 1 + int(pool)
     return x
 
 
@@ -150,6 +166,7 @@ class ResLayer(nn.Module):
     dtype: compute dtype.
     ops: implementation choice (see `gait_jax.models.ops`).
     conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
+    remat: rematerialise each block (`gait_jax.models.remat`).
   """
   features: int
   blocks: int
@@ -159,20 +176,33 @@ class ResLayer(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
                mask: Optional[Array] = None) -> Array:
     inplanes = self.in_features
+    block = remat_lib.wrap(BasicBlock, self.remat, static_argnums=(2,))
     for j in range(self.blocks):
       s = self.stride if j == 0 else 1
-      x = BasicBlock(self.features, s,
+      x = block(self.features, s,
                      downsample=(s != 1 or inplanes != self.features),
                      axis_name=self.axis_name, dtype=self.dtype,
                      ops=self.ops, conv_kernel_grad=self.conv_kernel_grad,
                      name=str(j))(x, train, mask)
       inplanes = self.features
     return x
+
+
+def _stem(mdl: 'ResNet9', x: Array, train: bool,
+          mask: Optional[Array]) -> Array:
+  """ResNet9's 3x3 stem: conv1, bn1 (submodules of `mdl`), ReLU."""
+  x = layers.BasicConv(mdl.channels[0], (3, 3), padding=1, dtype=mdl.dtype,
+                       ops=mdl.ops, conv_kernel_grad=mdl.conv_kernel_grad,
+                       name='conv1', parent=mdl)(x)
+  x = layers.BatchNorm(axis_name=mdl.axis_name, dtype=mdl.dtype,
+                       name='bn1', parent=mdl)(x, train, mask)
+  return nn.relu(x)
 
 
 class ResNet9(nn.Module):
@@ -186,6 +216,7 @@ class ResNet9(nn.Module):
     dtype: compute dtype.
     ops: implementation choice (see `gait_jax.models.ops`).
     conv_kernel_grad: kernel gradient of CPU-tuned 2-D convolutions.
+    remat: rematerialise the stem and each block (`gait_jax.models.remat`).
   """
   channels: Sequence[int] = (64, 128, 256, 512)
   layers: Sequence[int] = (1, 1, 1, 1)
@@ -194,6 +225,7 @@ class ResNet9(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
@@ -208,19 +240,14 @@ class ResNet9(nn.Module):
     Returns:
       Feature maps.
     """
+    x = remat_lib.checkpoint(_stem, self.remat, static_argnums=(2,))(
+        self, x, train, mask)
     inplanes = self.channels[0]
-    x = layers.BasicConv(inplanes, (3, 3), padding=1, dtype=self.dtype,
-                         ops=self.ops,
-                         conv_kernel_grad=self.conv_kernel_grad,
-                         name='conv1')(x)
-    x = layers.BatchNorm(axis_name=self.axis_name, dtype=self.dtype,
-                         name='bn1')(x, train, mask)
-    x = nn.relu(x)
     for i, (planes, blocks, stride) in enumerate(
         zip(self.channels, self.layers, self.strides)):
       x = ResLayer(planes, blocks, stride, inplanes, self.axis_name,
                    self.dtype, ops=self.ops,
                    conv_kernel_grad=self.conv_kernel_grad,
-                   name=f'layer{i + 1}')(x, train, mask)
+                   remat=self.remat, name=f'layer{i + 1}')(x, train, mask)
       inplanes = planes
     return x

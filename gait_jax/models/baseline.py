@@ -79,6 +79,8 @@ class Baseline(nn.Module):
       convolutions and pools runs (see `gait_jax.models.ops`).
     conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
       CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
+    remat: 'none', 'blocks' or 'dots_saveable': rematerialise the backbone's
+      blocks in training (see `gait_jax.models.remat`).
   """
   layers_cfg: Sequence[str] = BASELINE_VARIANTS['casia_b']['layers_cfg']
   hidden_dim: int = 256
@@ -88,6 +90,7 @@ class Baseline(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -107,7 +110,7 @@ class Baseline(nn.Module):
     backbone = backbones.Plain(self.layers_cfg, dtype=self.dtype,
                                ops=self.ops,
                                conv_kernel_grad=self.conv_kernel_grad,
-                               name='Backbone')
+                               remat=self.remat, name='Backbone')
     x = layers.frame_wise(backbone, x)  # [n, s, h', w', c]
     x = layers.masked_max(x, mask)  # [n, h', w', c]
     feat = layers.horizontal_pyramid(x, self.bin_num)  # [n, p, c]
@@ -131,6 +134,8 @@ class GaitBase(nn.Module):
       convolutions and pools runs (see `gait_jax.models.ops`).
     conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
       CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
+    remat: 'none', 'blocks' or 'dots_saveable': rematerialise the backbone's
+      blocks in training (see `gait_jax.models.remat`).
   """
   channels: Sequence[int] = (64, 128, 256, 512)
   layers: Sequence[int] = (1, 1, 1, 1)
@@ -142,6 +147,7 @@ class GaitBase(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -164,7 +170,7 @@ class GaitBase(nn.Module):
                                  axis_name=self.axis_name, dtype=self.dtype,
                                  ops=self.ops,
                                  conv_kernel_grad=self.conv_kernel_grad,
-                                 name='Backbone')
+                                 remat=self.remat, name='Backbone')
     frame_mask = None if mask is None else mask.reshape(n * s)
     x = layers.frame_wise(lambda z: backbone(z, train, frame_mask), x)
     x = layers.masked_max(x, mask)  # [n, h', w', c]

@@ -28,6 +28,7 @@ from gait_jax.models import backbones
 from gait_jax.models import baseline
 from gait_jax.models import layers
 from gait_jax.models import ops as ops_lib
+from gait_jax.models import remat as remat_lib
 
 Array = jax.Array
 
@@ -191,18 +192,21 @@ class SequenceStage(_Settings):
     blocks: number of blocks.
     stride: spatial stride of the first block.
     in_features: input channels.
+    remat: rematerialise each block (`gait_jax.models.remat`).
   """
   block: str = 'p3d'
   features: int = 0
   blocks: int = 1
   stride: int = 1
   in_features: int = 0
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x: Array, train: bool,
                mask: Optional[Array] = None) -> Array:
     """Maps `[n, s, h, w, c]` to `[n, s, h / stride, w / stride, features]`."""
-    cls = BasicBlockP3D if self.block == 'p3d' else BasicBlock3D
+    cls = remat_lib.wrap(BasicBlockP3D if self.block == 'p3d' else
+                         BasicBlock3D, self.remat, static_argnums=(2,))
     for j in range(self.blocks):
       first = j == 0
       x = cls(features=self.features, stride=self.stride if first else 1,
@@ -232,6 +236,8 @@ class DeepGaitV2(nn.Module):
       convolutions and pools runs (see `gait_jax.models.ops`).
     conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
       CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
+    remat: 'none', 'blocks' or 'dots_saveable': rematerialise the stem and
+      every residual block in training (see `gait_jax.models.remat`).
   """
   mode: str = 'p3d'
   layers: Sequence[int] = (1, 1, 1, 1)
@@ -244,6 +250,7 @@ class DeepGaitV2(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   def _check(self, sils: Array) -> None:
     if self.mode not in MODES:
@@ -279,10 +286,11 @@ class DeepGaitV2(nn.Module):
     shared = _shared(self)
     c0 = self.channels[0]
     x = sils.astype(self.dtype)[..., None]  # [n, s, h, w, 1]
-    x = FrameConvBN(features=c0, name='layer0', **shared)(x, train, mask)
+    stem = remat_lib.wrap(FrameConvBN, self.remat, static_argnums=(2,))
+    x = stem(features=c0, name='layer0', **shared)(x, train, mask)
     fmask = _frame_mask(mask)
     stage1 = backbones.ResLayer(c0, self.layers[0], 1, c0, name='layer1',
-                                **shared)
+                                remat=self.remat, **shared)
     x = layers.frame_wise(lambda z: stage1(z, train, fmask), x)
     # x: [n, s, h, w, C0]
     inplanes = c0
@@ -290,11 +298,12 @@ class DeepGaitV2(nn.Module):
       planes, blocks, name = self.channels[i], self.layers[i], f'layer{i + 1}'
       if self.mode == '2d':
         stage = backbones.ResLayer(planes, blocks, stride, inplanes,
-                                   name=name, **shared)
+                                   name=name, remat=self.remat, **shared)
         x = layers.frame_wise(lambda z, f=stage: f(z, train, fmask), x)
       else:
         x = SequenceStage(block=self.mode, features=planes, blocks=blocks,
-                          stride=stride, in_features=inplanes, name=name,
+                          stride=stride, in_features=inplanes,
+                          remat=self.remat, name=name,
                           **shared)(x, train, mask)
       inplanes = planes
     # x: [n, s, h / 4, w / 4, C3]

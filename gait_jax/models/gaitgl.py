@@ -5,6 +5,7 @@ Representation and Local Temporal Aggregation", ICCV 2021. Submodule names
 follow OpenGait's state-dict keys. Sequences are `[n, t, h, w, c]`.
 """
 
+import functools
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 
 from gait_jax.models import layers
 from gait_jax.models import ops as ops_lib
+from gait_jax.models import remat as remat_lib
 
 Array = jax.Array
 
@@ -77,19 +79,22 @@ class GLConv(nn.Module):
 
 
 class GLStage(nn.Module):
-  """GLConvs in sequence, named '0', '1', ... (OUMVLP structure)."""
+  """GLConvs in sequence, named '0', '1', ... (OUMVLP structure); `remat`
+  rematerialises each (`gait_jax.models.remat`)."""
   features: Sequence[int]
   halving: int
   fm_sign_last: bool = False
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None) -> Array:
     last = len(self.features) - 1
+    glconv = remat_lib.wrap(GLConv, self.remat)
     for i, f in enumerate(self.features):
-      x = GLConv(f, self.halving, self.fm_sign_last and i == last,
+      x = glconv(f, self.halving, self.fm_sign_last and i == last,
                  self.dtype, ops=self.ops,
                  conv_kernel_grad=self.conv_kernel_grad,
                  name=str(i))(x, mask)
@@ -196,6 +201,8 @@ class GaitGL(nn.Module):
       convolutions and pools runs (see `gait_jax.models.ops`).
     conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
       CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
+    remat: 'none', 'blocks' or 'dots_saveable': rematerialise the stem, the
+      LTA and each GLConv in training (see `gait_jax.models.remat`).
   """
   structure: str = 'casia_b'
   channels: Sequence[int] = (32, 64, 128)
@@ -205,6 +212,7 @@ class GaitGL(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -233,26 +241,29 @@ class GaitGL(nn.Module):
     # x: [n, s, h, w, 1]
     c0 = self.channels[0]
     deep = self.structure == 'oumvlp'
-    x = Conv3dStack(c0, 2 if deep else 1, dtype=dt, name='conv3d',
-                    **choice)(x, mask)
-    x = LTA(c0, dtype=dt, ops=self.ops, name='LTA')(x)
+    wrap = lambda cls: remat_lib.wrap(cls, self.remat)
+    x = wrap(Conv3dStack)(c0, 2 if deep else 1, dtype=dt, name='conv3d',
+                          **choice)(x, mask)
+    x = wrap(LTA)(c0, dtype=dt, ops=self.ops, name='LTA')(x)
     # x: [n, s // 3, h, w, c0]
     if mask is not None:
       lengths = jnp.sum(mask.astype(jnp.int32), axis=1)
       mask = jnp.arange(x.shape[1])[None, :] < (lengths // 3)[:, None]
     if deep:
       _, c1, c2, c3 = self.channels
-      x = GLStage((c1, c1), 1, dtype=dt, name='GLConvA0', **choice)(x, mask)
+      stage = functools.partial(GLStage, halving=1, dtype=dt,
+                                remat=self.remat, **choice)
+      x = stage((c1, c1), name='GLConvA0')(x, mask)
       x = ops_lib.max_pool_2x2(x, ops=self.ops)
-      x = GLStage((c2, c2), 1, dtype=dt, name='GLConvA1', **choice)(x, mask)
-      x = GLStage((c3, c3), 1, fm_sign_last=True, dtype=dt,
-                  name='GLConvB2', **choice)(x, mask)
+      x = stage((c2, c2), name='GLConvA1')(x, mask)
+      x = stage((c3, c3), fm_sign_last=True, name='GLConvB2')(x, mask)
     else:
       _, c1, c2 = self.channels
-      x = GLConv(c1, 3, dtype=dt, name='GLConvA0', **choice)(x, mask)
+      glconv = wrap(GLConv)
+      x = glconv(c1, 3, dtype=dt, name='GLConvA0', **choice)(x, mask)
       x = ops_lib.max_pool_2x2(x, ops=self.ops)
-      x = GLConv(c2, 3, dtype=dt, name='GLConvA1', **choice)(x, mask)
-      x = GLConv(c2, 3, fm_sign=True, dtype=dt, name='GLConvB2',
+      x = glconv(c2, 3, dtype=dt, name='GLConvA1', **choice)(x, mask)
+      x = glconv(c2, 3, fm_sign=True, dtype=dt, name='GLConvB2',
                  **choice)(x, mask)
     # x: [n, t, 2 * h / 2, w / 2, c]
     x = layers.masked_max(x, mask)  # [n, h, w / 2, c]

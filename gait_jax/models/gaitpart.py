@@ -168,6 +168,8 @@ class GaitPart(nn.Module):
       convolutions and pools runs (see `gait_jax.models.ops`).
     conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
       CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
+    remat: 'none', 'blocks' or 'dots_saveable': rematerialise the backbone's
+      blocks in training (see `gait_jax.models.remat`).
   """
   layers_cfg: Sequence[str] = VARIANTS['casia_b']['layers_cfg']
   hidden_dim: int = 128
@@ -178,6 +180,7 @@ class GaitPart(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -197,7 +200,7 @@ class GaitPart(nn.Module):
     backbone = backbones.Plain(self.layers_cfg, dtype=self.dtype,
                                ops=self.ops,
                                conv_kernel_grad=self.conv_kernel_grad,
-                               name='Backbone')
+                               remat=self.remat, name='Backbone')
     x = layers.frame_wise(backbone, x)  # [n, s, h', w', c]
     x = layers.horizontal_pyramid(x, self.bin_num)  # [n, s, p, c]
     x = TemporalFeatureAggregator(self.squeeze, self.dtype, ops=self.ops,

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from gait_jax.models import layers
 from gait_jax.models import ops as ops_lib
+from gait_jax.models import remat as remat_lib
 
 Array = jax.Array
 
@@ -72,6 +73,8 @@ class GaitSet(nn.Module):
       convolutions and pools runs (see `gait_jax.models.ops`).
     conv_kernel_grad: 'auto', 'taps' or 'xla': the kernel gradient of the
       CPU-tuned 2-D convolutions (see `gait_jax.models.cpu_ops`).
+    remat: 'none', 'blocks' or 'dots_saveable': rematerialise the set blocks
+      in training (see `gait_jax.models.remat`).
   """
   in_channels: Sequence[int] = (1, 32, 64, 128)
   hidden_dim: int = 256
@@ -81,6 +84,7 @@ class GaitSet(nn.Module):
   dtype: Any = jnp.float32
   ops: str = 'auto'
   conv_kernel_grad: str = 'auto'
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, sils: Array, mask: Optional[Array] = None,
@@ -101,14 +105,13 @@ class GaitSet(nn.Module):
     x = sils.astype(dt)[..., None]  # [n, s, h, w, 1]
 
     choice = dict(ops=self.ops, conv_kernel_grad=self.conv_kernel_grad)
-    set_block1 = SetBlock(c1, first_kernel=5, dtype=dt, name='set_block1',
-                          **choice)
-    set_block2 = SetBlock(c2, dtype=dt, name='set_block2', **choice)
-    set_block3 = SetBlock(c3, pool=False, dtype=dt, name='set_block3',
-                          **choice)
-    gl_block2 = SetBlock(c2, dtype=dt, name='gl_block2', **choice)
-    gl_block3 = SetBlock(c3, pool=False, dtype=dt, name='gl_block3',
-                         **choice)
+    block = remat_lib.wrap(SetBlock, self.remat)
+    set_block1 = block(c1, first_kernel=5, dtype=dt, name='set_block1',
+                       **choice)
+    set_block2 = block(c2, dtype=dt, name='set_block2', **choice)
+    set_block3 = block(c3, pool=False, dtype=dt, name='set_block3', **choice)
+    gl_block2 = block(c2, dtype=dt, name='gl_block2', **choice)
+    gl_block3 = block(c3, pool=False, dtype=dt, name='gl_block3', **choice)
 
     outs = layers.frame_wise(set_block1, x)  # [n, s, h/2, w/2, c1]
     gl = gl_block2(layers.masked_max(outs, mask))  # [n, h/4, w/4, c2]
