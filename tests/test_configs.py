@@ -14,6 +14,7 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
+from gait_jax import commands
 from gait_jax import config as config_lib
 from gait_jax import losses
 from gait_jax import models
@@ -135,7 +136,7 @@ def _keys(config, prefix=''):
 
 def test_every_model_and_dataset_has_a_config():
   files = {f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith('.py')}
-  files -= {'__init__', 'common', 'synthetic_demo'}
+  files -= {'__init__', 'common', 'synthetic_demo', 'synthetic_wild'}
   assert files == set(NAMES)
   assert {n.split('_')[0] for n in NAMES} == set(models.model_names())
 
@@ -310,3 +311,28 @@ def test_smoke_config_trains(model, tiny_dataset, tmp_path):
   assert rows[-1]['step'] == 2
   assert rows[-1]['finite'] == 1.0, f'{name}:{arg}: {rows[-1]}'
   assert math.isfinite(rows[-1]['loss/total']), f'{name}:{arg}: {rows[-1]}'
+
+
+def test_synthetic_wild_trains_and_scores_its_probe_set(tmp_path):
+  from data_prep import prepare  # pylint: disable=g-import-not-at-top
+  module, c = load('synthetic_wild')
+  assert module.get_config('gil').loss.preset == 'gil'
+  assert c.model.name == 'deepgaitv2' and c.data.source == 'synthetic_wild'
+  c.data.data_dir = str(tmp_path / 'data')
+  c.data.synthetic_wild.update(dict(
+      num_subjects=6, num_train_subjects=4, min_sequences=2, max_sequences=3,
+      min_frames=10, max_frames=14, mean_frames=12.0))
+  c.data.p, c.data.k, c.data.num_frames = 2, 2, 6
+  c.train.num_steps = 2
+  c.eval.buckets = (16,)
+  c.eval.plots = False
+  c.lock()
+  prepare.prepare_dataset(c)
+  assert commands.run_train(c, str(tmp_path / 'w')) == 0
+  report = json.load(open(tmp_path / 'w' / 'eval_latest.json'))
+  assert set(report['summary']) == {'rank-1', 'rank-5', 'rank-10', 'mAP',
+                                    'mINP'}
+  assert all(0 <= v <= 100 for v in report['summary'].values())
+  # Scored against the dataset's own probe set (one probe per test
+  # subject), not the real Gait3D one, which names none of its sequences.
+  assert len(report['options']['probe_set']) == 2
