@@ -66,11 +66,16 @@ def base_config() -> ml_collections.ConfigDict:
   # Training frame sampler (gait_jax.data.sampling.sample_frames):
   # 'fixed_unordered', 'fixed_ordered' (a window of num_frames + frames_skip)
   # or 'unfixed_unordered' (F uniform in frames_range per sequence, padded to
-  # num_frames = frames_range[1] with the frame mask False on padding).
+  # num_frames = frames_range[1] with the frame mask False on padding), or
+  # 'tracklet' (TrackletGait: num_frames // L consecutive-frame tracklets,
+  # L drawn per sequence from tracklet_lengths with tracklet_probs; each
+  # length must divide num_frames, TrackletGait uses num_frames = 32).
   c.data.frame_sampler = 'fixed_unordered'
   c.data.num_frames = 30
   c.data.frames_skip = 0
   c.data.frames_range = (0, 0)  # (min, max); used by unfixed_unordered only.
+  c.data.tracklet_lengths = (8, 16, 32)  # Used by 'tracklet' only.
+  c.data.tracklet_probs = (0.2, 0.3, 0.5)
   # Training augmentation (gait_jax.data.augment), per sequence, in
   # OpenGait's Compose order: RandomPerspective on the uncut frames, cut,
   # RandomHorizontalFlip, RandomRotate, RandomErasing; probability 0 = off.
@@ -81,7 +86,8 @@ def base_config() -> ml_collections.ConfigDict:
       'rotate_prob': 0.0, 'rotate_degree': 10.0,  # Angle U(-deg, deg).
       'erase_prob': 0.0,
       'erase_area': (0.05, 0.2),  # Erased fraction of H·W: U(sl, sh).
-      'erase_ratio': 0.3})  # Aspect ratio h/w: U(r1, 1/r1).
+      'erase_ratio': 0.3,  # Aspect ratio h/w: U(r1, 1/r1).
+      'occlusion_prob': 0.0})  # RG-Gait half patch, last (augment_occlusion).
   c.data.workers = 0  # grain worker processes; 0 loads in threads.
   c.data.prefetch = 2
 

@@ -303,7 +303,7 @@ def test_config_keys_build_ops_in_compose_order():
                      augment.RandomRotate(0.2, 10.0))
   assert [op.before_cut for op in aug.ops] == [True, False, False]
   names = list(augment.AUGMENTATIONS)
-  assert names == ['perspective', 'hflip', 'rotate', 'erase']
+  assert names == ['perspective', 'hflip', 'rotate', 'erase', 'occlusion']
   assert len(set(STREAM.values())) == len(STREAM)
   assert (STREAM['rotate'], STREAM['erase']) == (0, 1)  # Unchanged streams.
   c = config_lib.base_config()

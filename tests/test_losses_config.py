@@ -23,7 +23,7 @@ def test_presets():
                              'pair_softmax', 'ce'}
   assert cfg.triplet.to_dict() == dict(
       weight=1.0, margin=0.2, pair_weight=False, weight_norm='global',
-      margin_mode='fixed')
+      margin_mode='fixed', hard_exclusion=False, hard_exclusion_frac=2 / 3)
   assert cfg.uniformity.weight == 0 and cfg.pair_softmax.weight == 0
   assert cfg.ce.to_dict() == dict(weight=0.0, scale=16.0, label_smoothing=0.1)
 

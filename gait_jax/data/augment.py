@@ -68,6 +68,7 @@ import cv2
 import numpy as np
 
 from gait_jax.data import augment_geometric as geometric
+from gait_jax.data import augment_occlusion as occlusion
 from gait_jax.data import sampling
 
 # Frames warped per cv2 call: they are stacked as channels, and the cv2 Python
@@ -308,7 +309,7 @@ class RandomErase:
 # the cut comes after the `before_cut` ones).
 AUGMENTATIONS = {op.name: op for op in (
     geometric.RandomPerspective, geometric.RandomHorizontalFlip, RandomRotate,
-    RandomErase)}
+    RandomErase, occlusion.ConsistentHalfPatch)}
 
 
 @dataclasses.dataclass(frozen=True)

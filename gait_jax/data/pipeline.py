@@ -49,6 +49,9 @@ class TrainBatchLoader:
       from ``(sampler.seed, step, row of the global batch)``; None or an
       empty `augment_lib.Augment`: no augmentation.
     frames_range: (min, max) frames per sequence of ``unfixed_unordered``.
+    tracklet_lengths: tracklet lengths of ``tracklet`` (each divides
+      ``num_frames``).
+    tracklet_probs: their probabilities.
   """
   source: GaitSource
   sampler: sampling.PKSampler
@@ -59,6 +62,8 @@ class TrainBatchLoader:
   process_count: int = 1
   augment: augment_lib.Augment | None = None
   frames_range: tuple[int, int] | None = None
+  tracklet_lengths: tuple[int, ...] = sampling.TRACKLET_LENGTHS
+  tracklet_probs: tuple[float, ...] = sampling.TRACKLET_PROBS
 
   def __post_init__(self):
     if self.frame_sampler not in sampling.TRAIN_SAMPLERS:
@@ -72,6 +77,9 @@ class TrainBatchLoader:
             f'data.num_frames={self.num_frames} must equal the largest '
             f'frame count of data.frames_range={self.frames_range} (the '
             'padded length of unfixed_unordered batches).')
+    if self.frame_sampler == 'tracklet':
+      self.tracklet_lengths, self.tracklet_probs = sampling.check_tracklets(
+          self.num_frames, self.tracklet_lengths, self.tracklet_probs)
     # Fails early if the global batch does not split evenly over hosts.
     sampling.host_slice(self.sampler.batch_size, self.process_index,
                         self.process_count)
@@ -97,7 +105,11 @@ class TrainBatchLoader:
                frames_skip=data_config.frames_skip,
                process_index=process_index, process_count=process_count,
                augment=augment_lib.from_config(data_config.augment),
-               frames_range=tuple(data_config.frames_range))
+               frames_range=tuple(data_config.frames_range),
+               tracklet_lengths=tuple(data_config.get(
+                   'tracklet_lengths', sampling.TRACKLET_LENGTHS)),
+               tracklet_probs=tuple(data_config.get(
+                   'tracklet_probs', sampling.TRACKLET_PROBS)))
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
     batch = self.sampler(step)
@@ -115,7 +127,9 @@ class TrainBatchLoader:
       rng = sampling.frame_rng(seed, step, position)
       chosen = sampling.sample_frames(rng, len(frames), self.frame_sampler,
                                       self.num_frames, self.frames_skip,
-                                      self.frames_range)  # [F]
+                                      self.frames_range,
+                                      self.tracklet_lengths,
+                                      self.tracklet_probs)  # [F]
       seq = frames[chosen]  # [F, 64, 64]
       if self.augment:
         seq = self.augment.pre_cut(seq, seed, step, position)

@@ -17,9 +17,14 @@ from typing import Sequence
 import numpy as np
 
 FRAME_SAMPLERS = ('fixed_unordered', 'fixed_ordered', 'unfixed_unordered',
-                  'all_ordered')
+                  'all_ordered', 'tracklet')
 # The samplers that build training batches (all but ``all_ordered``).
-TRAIN_SAMPLERS = FRAME_SAMPLERS[:3]
+TRAIN_SAMPLERS = tuple(m for m in FRAME_SAMPLERS if m != 'all_ordered')
+
+# TrackletGait's Random Tracklet Sampling: tracklet length L drawn per
+# sequence from these lengths with these probabilities (32 frames in all).
+TRACKLET_LENGTHS = (8, 16, 32)
+TRACKLET_PROBS = (0.2, 0.3, 0.5)
 
 # Stream tags keep the batch, frame and augmentation random streams
 # independent.
@@ -139,9 +144,79 @@ def check_frames_range(frames_range) -> tuple[int, int]:
   return int(frames_range[0]), int(frames_range[1])
 
 
+def _is_int(v) -> bool:
+  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_tracklets(num_frames, lengths=TRACKLET_LENGTHS,
+                    probs=TRACKLET_PROBS
+                    ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+  """Validates the ``tracklet`` sampler's config.
+
+  Args:
+    num_frames: ``data.num_frames``, the total frames F per sequence.
+    lengths: ``data.tracklet_lengths``, positive integers dividing F.
+    probs: ``data.tracklet_probs``, one probability >= 0 per length,
+      summing to 1.
+
+  Returns:
+    ``(lengths, probs)`` as tuples of Python ints / floats.
+
+  Raises:
+    ValueError: naming the offending config key.
+  """
+  seq = lambda x: (not isinstance(x, (str, bytes)) and hasattr(x, '__len__')
+                   and len(x) > 0)
+  if not (seq(lengths) and all(_is_int(v) and v >= 1 for v in lengths)):
+    raise ValueError(f'data.tracklet_lengths={lengths!r}: the tracklet '
+                     'sampler needs a non-empty list of positive integers.')
+  if not (seq(probs) and len(probs) == len(lengths) and all(
+      isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+      and v >= 0 for v in probs) and abs(sum(probs) - 1.0) < 1e-6):
+    raise ValueError(
+        f'data.tracklet_probs={probs!r}: the tracklet sampler needs one '
+        f'probability >= 0 per entry of data.tracklet_lengths={lengths!r}, '
+        'summing to 1.')
+  if not _is_int(num_frames) or num_frames < 1 or any(
+      num_frames % v for v in lengths):
+    raise ValueError(
+        f'data.num_frames={num_frames!r} must be a positive multiple of every '
+        f'tracklet length in data.tracklet_lengths={tuple(lengths)} '
+        '(TrackletGait: 32).')
+  return tuple(int(v) for v in lengths), tuple(float(v) for v in probs)
+
+
+def sample_tracklets(rng: np.random.Generator, length: int, num_frames: int,
+                     lengths=TRACKLET_LENGTHS,
+                     probs=TRACKLET_PROBS) -> np.ndarray:
+  """TrackletGait's Random Tracklet Sampling (reference_wild.md §4.1).
+
+  Draws one tracklet length L (index into ``lengths`` with ``probs``), then
+  ``num_frames // L`` tracklets of L consecutive frames each: if the index
+  list is shorter than L it is tiled ceil(L / len) + 1 times (and stays
+  tiled for the later tracklets), the start is uniform in
+  ``0..len(list) - L``. Tracklets are concatenated in draw order.
+
+  Returns:
+    int64 [num_frames] frame indices.
+  """
+  lengths, probs = check_tracklets(num_frames, lengths, probs)
+  span = lengths[int(rng.choice(len(lengths), p=np.asarray(probs)))]
+  base = np.arange(length)
+  out = []
+  for _ in range(num_frames // span):
+    if len(base) < span:
+      base = np.tile(base, -(-span // len(base)) + 1)
+    start = int(rng.integers(0, len(base) - span + 1))
+    out.append(base[start:start + span])
+  return np.concatenate(out).astype(np.int64)
+
+
 def sample_frames(rng: np.random.Generator, length: int, mode: str,
                   num_frames: int = 30, skip: int = 0,
-                  frames_range: tuple[int, int] | None = None) -> np.ndarray:
+                  frames_range: tuple[int, int] | None = None,
+                  tracklet_lengths=TRACKLET_LENGTHS,
+                  tracklet_probs=TRACKLET_PROBS) -> np.ndarray:
   """Frame indices for one sequence (OpenGait's collate semantics).
 
   Args:
@@ -155,11 +230,13 @@ def sample_frames(rng: np.random.Generator, length: int, mode: str,
       replacement are kept in order; ``unfixed_unordered`` — F drawn
       uniformly from ``frames_range`` = (min, max), both ends included, then
       as ``fixed_unordered`` with F frames; ``all_ordered`` — every frame in
-      order.
-    num_frames: frames per training sequence (``fixed_*``).
+      order; ``tracklet`` — `sample_tracklets` (TrackletGait).
+    num_frames: frames per training sequence (``fixed_*``, ``tracklet``).
     skip: extra window length for ``fixed_ordered`` (GaitPart uses 10,
       DeepGaitV2 4).
     frames_range: (min, max) frames of ``unfixed_unordered``.
+    tracklet_lengths: tracklet lengths of ``tracklet``.
+    tracklet_probs: their probabilities.
 
   Returns:
     int64 [num_frames] (F for ``unfixed_unordered``, L for ``all_ordered``)
@@ -169,6 +246,9 @@ def sample_frames(rng: np.random.Generator, length: int, mode: str,
     raise ValueError(f'Sequence length must be >= 1, got {length}.')
   if mode == 'all_ordered':
     return np.arange(length)
+  if mode == 'tracklet':
+    return sample_tracklets(rng, length, num_frames, tracklet_lengths,
+                            tracklet_probs)
   if mode == 'unfixed_unordered':
     low, high = check_frames_range(frames_range)
     num_frames = int(rng.integers(low, high + 1))  # F, per sequence.

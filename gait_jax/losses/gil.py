@@ -42,7 +42,9 @@ Array = jax.Array
 
 _BASE = {
     'triplet': dict(weight=1.0, margin=0.2, pair_weight=False,
-                    weight_norm='global', margin_mode='fixed'),
+                    weight_norm='global', margin_mode='fixed',
+                    # TrackletGait's hardness exclusion (see triplet.py).
+                    hard_exclusion=False, hard_exclusion_frac=2.0 / 3.0),
     'uniformity': dict(weight=0.0, t=2.0, over='centers'),
     'pair_softmax': dict(weight=0.0, temperature=0.1),
     'ce': dict(weight=0.0, scale=16.0, label_smoothing=0.1),
@@ -116,6 +118,12 @@ def validate_loss_config(config: Any) -> None:
     if not config[term][key] > 0:
       raise ValueError(
           f'{term}.{key} must be positive, got {config[term][key]!r}.')
+  tri = config['triplet']
+  if not isinstance(tri.get('hard_exclusion', False), bool):
+    raise ValueError('triplet.hard_exclusion must be a bool, got '
+                     f'{tri["hard_exclusion"]!r}.')
+  triplet.check_hard_exclusion_frac(tri.get('hard_exclusion_frac', 2.0 / 3.0),
+                                    'triplet.hard_exclusion_frac')
   smoothing = config['ce']['label_smoothing']
   if not 0.0 <= smoothing < 1.0:
     raise ValueError(
@@ -193,7 +201,9 @@ def compute_loss(outputs: Mapping[str, Any], labels: Any, loss_config: Any,
     c = cfg['triplet']
     value, aux = triplet.triplet_from_batch(
         batch, margin=float(c['margin']), pair_weight=bool(c['pair_weight']),
-        weight_norm=c['weight_norm'], margin_mode=c['margin_mode'])
+        weight_norm=c['weight_norm'], margin_mode=c['margin_mode'],
+        hard_exclusion=bool(c.get('hard_exclusion', False)),
+        hard_exclusion_frac=float(c.get('hard_exclusion_frac', 2.0 / 3.0)))
     total += c['weight'] * value
     metrics['loss/triplet'] = value
     metrics['triplet/nonzero'] = jnp.mean(aux['nonzero'].astype(jnp.float32))

@@ -30,6 +30,14 @@ negatives are masked inside [p, chunk, n, n] blocks over row chunks of the
 anchors (`lax.map`), i.e. O(p·n³) compute and at most
 ``_common.MASKED_BLOCK_ELEMENTS`` elements per block.
 
+Hardness exclusion (``hard_exclusion=True``, TrackletGait's
+``triplet_HardEx``): per part, with μ and M the mean and maximum of all
+anchor-positive distances of the global batch (self pairs, d = 0, included;
+the pair-weighted distances when ``pair_weight``), every triplet with
+d_aq ≥ μ + f·(M − μ) is zeroed before AvgNonZero (f = ``hard_exclusion_frac``,
+TrackletGait 2/3). The hardest positive pair is always excluded. μ is
+`psum`'d and M `pmax`'d over the devices, so the mask is the global one.
+
 Sharding: see `_common`. R and the hardest-triplet statistics are `pmax`'d,
 sums and counts `psum`'d, so value and gradient equal the single-device ones.
 """
@@ -138,10 +146,38 @@ def pair_weights(embeddings: Any, *, weight_norm: str = 'global',
   return _pair_weights(batch, weight_norm)
 
 
-def _masked_hinge(dw: Array, match: Array, margins: Array, n: int
-                  ) -> tuple[Array, Array]:
-  """`hinge_sum` over all (q, m) columns with label masks, in row chunks."""
-  ap = jnp.where(match[None], dw, -jnp.inf)  # [p, na, n]
+def hardness_threshold(dw: Array, match: Array, frac: float,
+                       axis_name: str | None) -> Array:
+  """μ + frac·(M − μ) per part over all anchor-positive pairs [p].
+
+  Args:
+    dw: [p, na, n] distances of the local anchors to the global batch.
+    match: [na, n] positive mask (the anchor itself included).
+    frac: the fraction f.
+    axis_name: mesh axis; μ and M are then those of the global batch.
+
+  Returns:
+    [p] thresholds (no gradient), at most M.
+  """
+  dw = lax.stop_gradient(dw)
+  pos = match[None]  # [1, na, n]
+  total = _common.psum(jnp.sum(jnp.where(pos, dw, 0.0), axis=(1, 2)),
+                       axis_name)  # [p]
+  count = _common.psum(jnp.sum(match, dtype=jnp.float32), axis_name)
+  mean = total / jnp.maximum(count, 1.0)
+  top = _common.pmax(jnp.max(jnp.where(pos, dw, -jnp.inf), axis=(1, 2)),
+                     axis_name)  # [p]
+  return jnp.minimum(mean + frac * (top - mean), top)
+
+
+def _masked_hinge(dw: Array, match: Array, margins: Array, n: int,
+                  keep: Array | None = None) -> tuple[Array, Array]:
+  """`hinge_sum` over all (q, m) columns with label masks, in row chunks.
+
+  `keep` [p, na, n] (optional) further restricts the positives.
+  """
+  pos = match[None] if keep is None else match[None] & keep
+  ap = jnp.where(pos, dw, -jnp.inf)  # [p, na, n]
   an = jnp.where(match[None], jnp.inf, dw)  # [p, na, n]
 
   def chunk(ap_c, an_c, margin_c, valid):
@@ -154,7 +190,9 @@ def _masked_hinge(dw: Array, match: Array, margins: Array, n: int
 
 def triplet_from_batch(batch: _common.Batch, *, margin: float,
                        pair_weight: bool, weight_norm: str,
-                       margin_mode: str) -> tuple[Array, dict[str, Array]]:
+                       margin_mode: str, hard_exclusion: bool = False,
+                       hard_exclusion_frac: float = 2.0 / 3.0
+                       ) -> tuple[Array, dict[str, Array]]:
   """Triplet loss of a prepared batch (see `triplet_loss`)."""
   axis = batch.axis_name
   n, parts = batch.n, batch.parts
@@ -172,11 +210,18 @@ def triplet_from_batch(batch: _common.Batch, *, margin: float,
   match = batch.match  # [na, n]
 
   k = batch.samples_per_class
+  thr = None
+  if hard_exclusion:
+    thr = hardness_threshold(dw, match, hard_exclusion_frac, axis)  # [p]
   if k is not None:
     ap, an = batch.split_pk(dw, jnp.inf)  # [p, na, K], [p, na, n]
+    if thr is not None:  # Excluded positives take part in no triplet.
+      ap = jnp.where(lax.stop_gradient(ap) >= thr[:, None, None], -jnp.inf,
+                     ap)
     total, count = hinge_sum(ap, an, margins)
   else:
-    total, count = _masked_hinge(dw, match, margins, n)
+    keep = None if thr is None else lax.stop_gradient(dw) < thr[:, None, None]
+    total, count = _masked_hinge(dw, match, margins, n, keep)
   total = _common.psum(total, axis)  # [p]
   count = _common.psum(count, axis)  # [p]
   per_part = jnp.where(count > 0, total / (count + 1e-9), 0.0)  # [p]
@@ -211,12 +256,16 @@ def triplet_from_batch(batch: _common.Batch, *, margin: float,
       'mean_pair_weight': mean_weight,
       'mean_margin': mean_margin,
   }
+  if thr is not None:
+    aux['hardex_threshold'] = thr
   return loss, aux
 
 
 def triplet_loss(embeddings: Any, labels: Any, *, margin: float = 0.2,
                  pair_weight: bool = False, weight_norm: str = 'global',
                  margin_mode: str = 'fixed',
+                 hard_exclusion: bool = False,
+                 hard_exclusion_frac: float = 2.0 / 3.0,
                  samples_per_class: int | None = None,
                  axis_name: str | None = None
                  ) -> tuple[Array, dict[str, Array]]:
@@ -230,6 +279,9 @@ def triplet_loss(embeddings: Any, labels: Any, *, margin: float = 0.2,
     weight_norm: R over all parts ('global') or within each part
       ('per_part').
     margin_mode: 'fixed' or 'class_adaptive' (Term 3).
+    hard_exclusion: zero the triplets whose anchor-positive distance is at
+      least μ + hard_exclusion_frac·(M − μ) (TrackletGait's HardEx).
+    hard_exclusion_frac: the fraction f in [0, 1].
     samples_per_class: static K of a P×K batch (every identity exactly K
       times; duplicates of a sequence count as distinct samples). Selects the
       fast gather path; labels that break the structure give a NaN loss. None
@@ -243,11 +295,22 @@ def triplet_loss(embeddings: Any, labels: Any, *, margin: float = 0.2,
     'hard_loss' [p] (largest triplet term), 'mean_dist' [p] (mean unweighted
     distance over all pairs), 'mean_pair_weight' and 'mean_margin' (the mean
     effective margin m_a + (w_aq - 1)·d_aq - (w_am - 1)·d_am over all
-    triplets and parts).
+    triplets and parts); with hard_exclusion also 'hardex_threshold' [p].
   """
   _common.check_choice('weight_norm', weight_norm, WEIGHT_NORMS)
   _common.check_choice('margin_mode', margin_mode, MARGIN_MODES)
+  check_hard_exclusion_frac(hard_exclusion_frac)
   batch = _common.make_batch(embeddings, labels, samples_per_class, axis_name)
   return triplet_from_batch(batch, margin=float(margin),
                             pair_weight=bool(pair_weight),
-                            weight_norm=weight_norm, margin_mode=margin_mode)
+                            weight_norm=weight_norm, margin_mode=margin_mode,
+                            hard_exclusion=bool(hard_exclusion),
+                            hard_exclusion_frac=float(hard_exclusion_frac))
+
+
+def check_hard_exclusion_frac(frac: Any,
+                              name: str = 'hard_exclusion_frac') -> None:
+  """Raises a ValueError naming `name` unless 0 <= frac <= 1."""
+  if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not (
+      0.0 <= frac <= 1.0):
+    raise ValueError(f'{name}={frac!r} must be a number in [0, 1].')
