@@ -15,18 +15,15 @@ function of the config: identity from (seed, subject), bag or coat from
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
-import contextlib
+from collections.abc import Sequence
 import dataclasses
 import json
-import multiprocessing
 import os
-import time
 import zlib
 
 import numpy as np
 
-from data_prep import tfds_writer
+from data_prep.synthetic import building
 from data_prep.synthetic import render
 
 CASIA_B_VIEWS = tuple(f'{v:03d}' for v in range(0, 181, 18))
@@ -34,7 +31,7 @@ CASIA_B_TYPES = (tuple(f'nm-{i:02d}' for i in range(1, 7))
                  + ('bg-01', 'bg-02', 'cl-01', 'cl-02'))
 # Bump when the renderer's output changes, so stale datasets are detected.
 RENDERER_VERSION = 1
-VERSION = '1.0.0'
+VERSION = building.VERSION
 # Below this many sequences rendering stays in-process (starting worker
 # processes would cost more than it saves).
 MIN_POOL_SEQUENCES = 64
@@ -127,60 +124,6 @@ def _render_task(args: tuple[SyntheticConfig, str, str, str]) -> np.ndarray:
   return render_example(*args)
 
 
-class _Split:
-  """The examples of one split: sized (for progress bars), rendered lazily."""
-
-  def __init__(self, config: SyntheticConfig, subjects: Sequence[str],
-               pool, report: dict, start: float):
-    self.config = config
-    self.tasks = [(s, t, v) for s in subjects for t in config.types
-                  for v in config.views]
-    self.pool = pool  # a process pool, or None to render in this process
-    self.report = report
-    self.start = start
-
-  def __len__(self) -> int:
-    return len(self.tasks)
-
-  def __iter__(self) -> Iterator[tuple[str, dict]]:
-    args = [(self.config,) + task for task in self.tasks]
-    if self.pool is not None:
-      yield from self._examples(self.pool.imap(_render_task, args,
-                                               chunksize=8))
-    else:
-      yield from self._examples(map(_render_task, args))
-
-  def _examples(self, frames_iter) -> Iterator[tuple[str, dict]]:
-    for (subject, seq_type, view), frames in zip(self.tasks, frames_iter):
-      self.report['sequences'] += 1
-      self.report['frames'] += len(frames)
-      yield f'{subject}-{seq_type}-{view}', dict(
-          frames=frames, subject=subject, type=seq_type, view=view,
-          length=len(frames))
-    self.report['generation_seconds'] = round(
-        time.perf_counter() - self.start, 2)
-
-
-def _check_existing(dataset_dir: str, config: SyntheticConfig) -> bool:
-  """True if a finished dataset with this config exists; raises if another."""
-  if not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
-    return False
-  stored = tfds_writer.read_gait_metadata(dataset_dir)
-  old = stored.get('synthetic_config') or {}
-  new = config.to_json()
-  diffs = [f'{k}: stored {old.get(k)!r}, requested {new.get(k)!r}'
-           for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-  if stored.get('renderer_version') != RENDERER_VERSION:
-    diffs.append(f"renderer_version: stored {stored.get('renderer_version')}"
-                 f', current {RENDERER_VERSION}')
-  if diffs:
-    raise tfds_writer.DatasetExistsError(
-        f'{dataset_dir} holds a synthetic dataset with another config ('
-        + '; '.join(diffs) + '). Pass another data_dir (or name), or delete '
-        'that directory to rebuild it.')
-  return True
-
-
 def build_synthetic_dataset(
     data_dir: str,
     config: SyntheticConfig = SyntheticConfig(),
@@ -204,11 +147,12 @@ def build_synthetic_dataset(
     DatasetExistsError: a dataset with another config is at the destination.
   """
   dataset_dir = os.path.join(os.fspath(data_dir), name, VERSION)
-  if _check_existing(dataset_dir, config):
+  if building.check_existing(dataset_dir, config.to_json(),
+                             config_key='synthetic_config',
+                             renderer_version=RENDERER_VERSION,
+                             label='synthetic'):
     print(f'Reusing synthetic gait dataset {dataset_dir}')
     return dataset_dir
-  if num_workers is None:
-    num_workers = min(os.cpu_count() or 1, 8)
   subjects = config.subjects
   train, test = (subjects[:config.num_train_subjects],
                  subjects[config.num_train_subjects:])
@@ -229,19 +173,13 @@ def build_synthetic_dataset(
       'Procedurally rendered walking silhouettes in the CASIA-B layout: '
       f'{config.num_subjects} subjects, types {", ".join(config.types)}, '
       f'views {", ".join(config.views)}.')
-  num_sequences = config.num_subjects * len(config.types) * len(config.views)
-  with contextlib.ExitStack() as stack:
-    pool = None
-    if num_workers > 1 and num_sequences >= MIN_POOL_SEQUENCES:
-      # Spawned workers: safe even when this process runs JAX threads.
-      ctx = multiprocessing.get_context('spawn')
-      pool = stack.enter_context(ctx.Pool(num_workers))
-    start = time.perf_counter()
-    splits = {'train': _Split(config, train, pool, report, start),
-              'test': _Split(config, test, pool, report, start)}
-    return tfds_writer.write_gait_dataset(
-        name, data_dir, splits, metadata, version=VERSION,
-        description=description, frame_size=config.frame_size)
+  tasks = {split: [(sub, t, v) for sub in ids for t in config.types
+                   for v in config.views]
+           for split, ids in (('train', train), ('test', test))}
+  return building.render_and_write(
+      name, data_dir, config, tasks, _render_task, metadata,
+      description=description, frame_size=config.frame_size,
+      num_workers=num_workers, min_pool_sequences=MIN_POOL_SEQUENCES)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,23 +19,20 @@ Everything is a pure function of the config.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
-import contextlib
+from collections.abc import Sequence
 import dataclasses
 import json
-import multiprocessing
 import os
-import time
 
 import numpy as np
 
-from data_prep import tfds_writer
+from data_prep.synthetic import building
 from data_prep.synthetic import render
 from data_prep.synthetic import wild
 
 # Bump when the renderer's output changes, so stale datasets are detected.
 RENDERER_VERSION = 1
-VERSION = '1.0.0'
+VERSION = building.VERSION
 MIN_POOL_SEQUENCES = 64  # fewer: render in this process
 LENGTH_SIGMA = 0.6  # spread of log(length)
 
@@ -167,55 +164,6 @@ def _render_task(args: tuple[WildDatasetConfig, str, str, str]) -> np.ndarray:
   return render_example(*args)
 
 
-class _Split:
-  """The examples of one split: sized (for progress bars), rendered lazily."""
-
-  def __init__(self, config: WildDatasetConfig, subjects: Sequence[str],
-               pool, report: dict, start: float):
-    self.config = config
-    self.tasks = [(s, t, v) for s in subjects
-                  for t, v, _ in sequence_plan(config, s)]
-    self.pool = pool  # a process pool, or None to render in this process
-    self.report = report
-    self.start = start
-
-  def __len__(self) -> int:
-    return len(self.tasks)
-
-  def __iter__(self) -> Iterator[tuple[str, dict]]:
-    args = [(self.config,) + task for task in self.tasks]
-    frames_iter = (self.pool.imap(_render_task, args, chunksize=8)
-                   if self.pool is not None else map(_render_task, args))
-    for (subject, seq_type, view), frames in zip(self.tasks, frames_iter):
-      self.report['sequences'] += 1
-      self.report['frames'] += len(frames)
-      yield f'{subject}-{seq_type}-{view}', dict(
-          frames=frames, subject=subject, type=seq_type, view=view,
-          length=len(frames))
-    self.report['generation_seconds'] = round(
-        time.perf_counter() - self.start, 2)
-
-
-def _check_existing(dataset_dir: str, config: WildDatasetConfig) -> bool:
-  """True if a finished dataset with this config exists; raises if another."""
-  if not os.path.exists(os.path.join(dataset_dir, 'dataset_info.json')):
-    return False
-  stored = tfds_writer.read_gait_metadata(dataset_dir)
-  old = stored.get('wild_config') or {}
-  new = config.to_json()
-  diffs = [f'{k}: stored {old.get(k)!r}, requested {new.get(k)!r}'
-           for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-  if stored.get('renderer_version') != RENDERER_VERSION:
-    diffs.append(f"renderer_version: stored {stored.get('renderer_version')}"
-                 f', current {RENDERER_VERSION}')
-  if diffs:
-    raise tfds_writer.DatasetExistsError(
-        f'{dataset_dir} holds a wild synthetic dataset with another config ('
-        + '; '.join(diffs) + '). Pass another data_dir (or name), or delete '
-        'that directory to rebuild it.')
-  return True
-
-
 def build_wild_dataset(
     data_dir: str,
     config: WildDatasetConfig = WildDatasetConfig(),
@@ -239,11 +187,12 @@ def build_wild_dataset(
     DatasetExistsError: a dataset with another config is at the destination.
   """
   dataset_dir = os.path.join(os.fspath(data_dir), name, VERSION)
-  if _check_existing(dataset_dir, config):
+  if building.check_existing(dataset_dir, config.to_json(),
+                             config_key='wild_config',
+                             renderer_version=RENDERER_VERSION,
+                             label='wild synthetic'):
     print(f'Reusing wild synthetic gait dataset {dataset_dir}')
     return dataset_dir
-  if num_workers is None:
-    num_workers = min(os.cpu_count() or 1, 8)
   train, test = config.train_subjects, config.test_subjects
   plans = {s: sequence_plan(config, s) for s in config.subjects}
   probes = probe_set(config)
@@ -269,18 +218,13 @@ def build_wild_dataset(
       f'{config.num_subjects} subjects, {num_sequences} sequences with '
       'random cameras, turns, occluders, frame-border cuts and '
       'segmentation noise.')
-  with contextlib.ExitStack() as stack:
-    pool = None
-    if num_workers > 1 and num_sequences >= MIN_POOL_SEQUENCES:
-      # Spawned workers: safe even when this process runs JAX threads.
-      ctx = multiprocessing.get_context('spawn')
-      pool = stack.enter_context(ctx.Pool(num_workers))
-    start = time.perf_counter()
-    splits = {'train': _Split(config, train, pool, report, start),
-              'test': _Split(config, test, pool, report, start)}
-    return tfds_writer.write_gait_dataset(
-        name, data_dir, splits, metadata, version=VERSION,
-        description=description, frame_size=config.wild.frame_size)
+  tasks = {split: [(sub, t, v) for sub in ids
+                   for t, v, _ in plans[sub]]
+           for split, ids in (('train', train), ('test', test))}
+  return building.render_and_write(
+      name, data_dir, config, tasks, _render_task, metadata,
+      description=description, frame_size=config.wild.frame_size,
+      num_workers=num_workers, min_pool_sequences=MIN_POOL_SEQUENCES)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
