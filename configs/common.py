@@ -74,6 +74,12 @@ DATASET_DIRS = {
     'casia_e': 'data/casia_e/1.0.0',
 }
 
+# OpenGait's training transforms of DeepGaitV2 and the GaitBase-DA wild
+# recipes: Compose[RandomPerspective 0.2, cut, RandomHorizontalFlip 0.2,
+# RandomRotate 0.2 (±10°)] (gait_jax/data/augment_geometric.py).
+WILD_AUGMENT = dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
+                    rotate_degree=10.0)
+
 # The smoke run: a small synthetic dataset (rendered once into SMOKE_DATA_DIR,
 # apart from the demo's), the tiny model variants and a few steps.
 SMOKE_DATA_DIR = 'data/smoke'

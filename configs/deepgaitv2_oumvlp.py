@@ -44,6 +44,5 @@ def get_config(arg: str = ''):
       pk=(32, 8), sampler='fixed_ordered', batch_shuffle=True,
       num_frames=30, frames_skip=4,
       ce=dict(weight=1.0, scale=16.0, label_smoothing=0.1),
-      augment=dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
-                   rotate_degree=10.0),
+      augment=common.WILD_AUGMENT,
       eval_batch_size=4, frame_limit=720)

@@ -40,6 +40,5 @@ def get_config(arg: str = ''):
       pk=(32, 4), sampler='unfixed_unordered', batch_shuffle=True,
       frames_range=(10, 50),
       ce=dict(weight=1.0, scale=16.0, label_smoothing=0.1),
-      augment=dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
-                   rotate_degree=10.0),
+      augment=common.WILD_AUGMENT,
       eval_batch_size=16, frame_limit=720)

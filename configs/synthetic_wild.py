@@ -17,6 +17,7 @@ needs no accelerator.
 Chance level of rank-1 is 1 / (number of test subjects) = 1/40 = 2.5 %.
 """
 
+from configs import common
 from gait_jax import config as config_lib
 from gait_jax import losses
 
@@ -49,8 +50,7 @@ def get_config(arg: str = ''):
   c.data.frame_sampler = 'fixed_ordered'  # OpenGait's DeepGaitV2 sampler.
   c.data.frames_skip = 4
   c.data.batch_shuffle = True
-  c.data.augment.update(dict(perspective_prob=0.2, hflip_prob=0.2,
-                             rotate_prob=0.2, rotate_degree=10.0))
+  c.data.augment.update(common.WILD_AUGMENT)
 
   c.optim.name = 'adam'
   c.optim.lr = 1e-3
