@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 CASIA_B_TYPES = tuple([f'nm-{i:02d}' for i in range(1, 7)]
                       + ['bg-01', 'bg-02', 'cl-01', 'cl-02'])
@@ -145,6 +145,13 @@ def _entries(path: str) -> tuple[list[str], list[str]]:
   return sorted(dirs), sorted(files)
 
 
+def _png_frame(name: str) -> str | None:
+  """None for a PNG frame, else the reason the file is not one."""
+  if name.lower().endswith('.png') and name != 'gei.png':
+    return None
+  return NOT_PNG
+
+
 class _Walker:
   """Walks fixed-depth trees, checking names and collecting skipped paths."""
 
@@ -162,16 +169,22 @@ class _Walker:
   def skip_dir(self, path: str, reason: str) -> None:
     self.skipped_dirs.append((self.rel(path), reason))
 
-  def subdirs(self, path: str, pattern: str, reason: str) -> list[str]:
+  def ignore(self, path: str, reason: str) -> None:
+    self.ignored.append((self.rel(path), reason))
+
+  def subdirs(self, path: str, pattern: str, reason: str,
+              file_reason: Callable[[str], str] = lambda f: UNEXPECTED_FILE
+              ) -> list[str]:
     """Sub-directory names that fully match `pattern`.
 
-    The others are skipped with `reason`; files at this level are ignored.
+    The others are skipped with `reason`; files at this level are ignored
+    with `file_reason(name)`.
     """
     dirs, files = _entries(path)
     for f in files:
-      self.ignored.append((self.rel(os.path.join(path, f)), UNEXPECTED_FILE))
+      self.ignore(os.path.join(path, f), file_reason(f))
     if not dirs and path != self.root:
-      self.ignored.append((self.rel(path), EMPTY_DIR))
+      self.ignore(path, EMPTY_DIR)
     kept = []
     for d in dirs:
       if re.fullmatch(pattern, d):
@@ -180,18 +193,26 @@ class _Walker:
         self.skip_dir(os.path.join(path, d), reason)
     return kept
 
-  def frames(self, path: str) -> tuple[str, ...]:
-    """Sorted PNG files of a sequence directory; others are left out."""
+  def frames(self, path: str,
+             classify: Callable[[str], str | None] | None = None
+             ) -> tuple[str, ...]:
+    """Sorted frame files of a sequence directory; others are left out.
+
+    `classify(name)` is None for a frame, else the reason the file is left
+    out; by default the frames are the PNG files (but `gei.png`).
+    """
+    classify = classify or _png_frame
     dirs, files = _entries(path)
     for d in dirs:
       self.skip_dir(os.path.join(path, d), UNEXPECTED_DIR)
-    pngs = []
+    frames = []
     for f in files:
-      if f.lower().endswith('.png') and f != 'gei.png':
-        pngs.append(os.path.join(path, f))
+      reason = classify(f)
+      if reason is None:
+        frames.append(os.path.join(path, f))
       else:
-        self.ignored.append((self.rel(os.path.join(path, f)), NOT_PNG))
-    return tuple(pngs)
+        self.ignore(os.path.join(path, f), reason)
+    return tuple(frames)
 
   def result(self, seqs: list[SequenceRef]) -> ScanResult:
     return ScanResult(seqs, self.ignored, self.skipped_dirs, self.layout)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Iterator
+from typing import Iterator
 
 from data_prep import raw_sources
 from data_prep.raw_sources import PROTOCOL_NAMES, SequenceRef, ScanResult
@@ -95,42 +95,6 @@ class _Walker(raw_sources._Walker):  # pylint: disable=protected-access
     self.ignored = _Capped()
     self.skipped_dirs = _Capped()
 
-  def ignore(self, path: str, reason: str) -> None:
-    self.ignored.append((self.rel(path), reason))
-
-  def files_as(self, path: str, classify: Callable[[str], str | None]
-               ) -> tuple[str, ...]:
-    """Sorted frame files of a sequence folder: `classify(name)` is None for
-    a frame, else the reason the file is left out."""
-    dirs, files = raw_sources._entries(path)  # pylint: disable=protected-access
-    for d in dirs:
-      self.skip_dir(os.path.join(path, d), UNEXPECTED_DIR)
-    frames = []
-    for f in files:
-      reason = classify(f)
-      if reason is None:
-        frames.append(os.path.join(path, f))
-      else:
-        self.ignore(os.path.join(path, f), reason)
-    return tuple(frames)
-
-  def folders(self, path: str, pattern: str, reason: str,
-              file_reason: Callable[[str], str] = lambda f: UNEXPECTED_FILE
-              ) -> list[str]:
-    """Like `subdirs`, with the files at this level classified."""
-    dirs, files = raw_sources._entries(path)  # pylint: disable=protected-access
-    for f in files:
-      self.ignore(os.path.join(path, f), file_reason(f))
-    if not dirs and path != self.root:
-      self.ignore(path, raw_sources.EMPTY_DIR)
-    kept = []
-    for d in dirs:
-      if re.fullmatch(pattern, d):
-        kept.append(d)
-      else:
-        self.skip_dir(os.path.join(path, d), reason)
-    return kept
-
   def result(self, seqs: list[SequenceRef], rule: str = '') -> ScanResult:
     return ScanResult(seqs, list(self.ignored), list(self.skipped_dirs),
                       self.layout, rule, dict(self.ignored.extra),
@@ -159,7 +123,7 @@ def _levels(walker: _Walker, top: str, *levels: tuple[str, str]
     yield [], top
     return
   (pattern, reason), rest = levels[0], levels[1:]
-  for d in walker.folders(top, pattern, reason):
+  for d in walker.subdirs(top, pattern, reason):
     for names, path in _levels(walker, os.path.join(top, d), *rest):
       yield [d] + names, path
 
@@ -203,25 +167,25 @@ def scan_grew(raw_dir: str) -> ScanResult:
   seqs = []
 
   def sequences(path: str) -> list[str]:
-    return walker.folders(path, seq_name, BAD_SEQUENCE, _grew_beside)
+    return walker.subdirs(path, seq_name, BAD_SEQUENCE, _grew_beside)
 
   def add(subject: str, typ: str, path: str) -> None:
     seqs.append(SequenceRef(subject, typ, os.path.basename(path),
-                            walker.files_as(path, _grew_file)))
+                            walker.frames(path, _grew_file)))
 
-  tops = walker.folders(raw_dir, r'train|test|distractors?', UNEXPECTED_DIR)
+  tops = walker.subdirs(raw_dir, r'train|test|distractors?', UNEXPECTED_DIR)
   root = walker.root
   if 'train' in tops:
-    for sid in walker.folders(os.path.join(root, 'train'), r'\d{5}',
+    for sid in walker.subdirs(os.path.join(root, 'train'), r'\d{5}',
                               BAD_SUBJECT):
       path = os.path.join(root, 'train', sid)
       for seq in sequences(path):
         add(f'{sid}train', '00', os.path.join(path, seq))
   if 'test' in tops:
     test = os.path.join(root, 'test')
-    parts = walker.folders(test, r'gallery|probe', UNEXPECTED_DIR)
+    parts = walker.subdirs(test, r'gallery|probe', UNEXPECTED_DIR)
     if 'gallery' in parts:
-      for sid in walker.folders(os.path.join(test, 'gallery'), r'\d{5}',
+      for sid in walker.subdirs(os.path.join(test, 'gallery'), r'\d{5}',
                                 BAD_SUBJECT):
         path = os.path.join(test, 'gallery', sid)
         for i, seq in enumerate(sequences(path)):  # sorted names
@@ -305,7 +269,7 @@ def scan_casia_e(raw_dir: str) -> ScanResult:
       (r'nm|bg|cl', UNKNOWN_TYPE), (names.view, UNKNOWN_VIEW),
       (r'\d+', UNKNOWN_TYPE)):
     seqs.append(SequenceRef(sid, f'{hl}-{scene}-{cond}-{num}', view,
-                            walker.files_as(path, _casia_e_file)))
+                            walker.frames(path, _casia_e_file)))
   return walker.result(seqs, 'casia_e')
 
 
