@@ -222,8 +222,8 @@ def test_build_dataset_loads_via_gait_source(tmp_path):
   assert meta['protocol'] == 'gait3d'
   assert meta['train_subjects'] == ['0000', '0001', '0002']
   assert meta['test_subjects'] == ['0003', '0004']
-  assert meta['probe_set'] == wild_dataset.probe_set(TINY)
-  assert meta['protocol_options'] == {'probe_set': meta['probe_set']}
+  assert meta['protocol_options'] == {
+      'probe_set': wild_dataset.probe_set(TINY)}
   for split, subjects in (('train', TINY.train_subjects),
                           ('test', TINY.test_subjects)):
     source = GaitSource(out, split)
@@ -234,7 +234,7 @@ def test_build_dataset_loads_via_gait_source(tmp_path):
             for t, v, _ in wild_dataset.sequence_plan(TINY, s)}
     assert keys == want
     if split == 'test':
-      assert set(meta['probe_set']) <= keys
+      assert set(meta['protocol_options']['probe_set']) <= keys
       i = 0
       np.testing.assert_array_equal(source.frames(i), (
           wild_dataset.render_example(TINY, source.subjects[i],

@@ -8,8 +8,8 @@ own wardrobe, occluders, the frame border and segmentation noise, and
 written as a TFDS array_record dataset (`data_prep.tfds_writer`, the same
 features as the CASIA-B-like set) with splits `train` (the first
 `num_train_subjects` subjects) and `test`. The metadata names the protocol
-'gait3d' and holds its probe set: one sequence key `subject-type-view` per
-test subject (also as `protocol_options`, which the evaluator applies).
+'gait3d' and holds its probe set, one sequence key `subject-type-view` per
+test subject, as `protocol_options.probe_set` (which the evaluator applies).
 Everything is a pure function of the config.
 
   python -m data_prep.synthetic.wild_dataset --data_dir=/tmp/gait_data \
@@ -206,7 +206,6 @@ def build_wild_dataset(
       'types': sorted({t for p in plans.values() for t, _, _ in p}),
       'train_subjects': train,
       'test_subjects': test,
-      'probe_set': probes,
       'protocol_options': {'probe_set': probes},
       'wild_config': config.to_json(),
       'renderer_version': RENDERER_VERSION,
