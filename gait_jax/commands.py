@@ -66,6 +66,34 @@ def run_eval(config, workdir: str) -> int:
   return 0
 
 
+def run_robustness(config, workdir: str, *, side: str = 'probe',
+                   names=None, severities=(1, 2, 3, 4, 5), seed: int = 0,
+                   out_dir: str | None = None) -> int:
+  """Scores the newest checkpoint of ``workdir`` clean and under every
+  corruption × severity (``evaluation.robustness``) and writes the table,
+  JSON and heatmap to ``out_dir`` (default ``<workdir>/robustness``)."""
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  from gait_jax.evaluation import robustness  # pylint: disable=g-import-not-at-top
+  robustness.check_side(side)
+  mesh = experiment.make_mesh(config)
+  model, variables, step = experiment.restore_variables(config, workdir,
+                                                        mesh=mesh)
+  evaluator = evaluation.Evaluator(config, model, mesh, workdir)
+  names = list(names or robustness.corruptions.CORRUPTIONS)
+  with tqdm(total=len(names) * len(severities), desc='corruptions',
+            unit='cell', disable=jax.process_index() != 0) as bar:
+    table = robustness.evaluate(evaluator, variables, side=side, names=names,
+                                severities=severities, seed=seed, bar=bar)
+  if jax.process_index() == 0:
+    paths = robustness.write(table, out_dir or os.path.join(workdir,
+                                                            'robustness'))
+    print(f'Checkpoint step {step}.')
+    print(table.format_table())
+    for path in paths:
+      print(f'Wrote: {path}')
+  return 0
+
+
 def run_compile(config) -> int:
   """Compiles the train step for the config's mesh and prints its memory."""
   from gait_jax import aot  # pylint: disable=g-import-not-at-top

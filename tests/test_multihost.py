@@ -1,4 +1,5 @@
-"""Two processes × 2 CPU devices train exactly like one process × 4 devices."""
+"""Two processes × 2 CPU devices train and evaluate exactly like one process
+× 4 devices; in evaluation each process reads only its devices' sequences."""
 
 import json
 import os
@@ -26,7 +27,8 @@ def _command(dataset_dir, workdir, *extra):
           '--config.data.source=tfds', f'--config.data.dataset_dir={dataset_dir}',
           '--config.data.p=4', '--config.data.k=2',
           '--config.data.num_frames=6', f'--config.train.num_steps={STEPS}',
-          '--config.train.log_every=1', '--config.train.eval_at_end=False',
+          '--config.train.log_every=1', '--config.train.eval_at_end=True',
+          '--config.eval.batch_size=8', '--verbosity=0',
           # SGD, not the demo's Adam: Adam divides each gradient by its own
           # magnitude, so parameters whose gradients are near its eps move by
           # up to lr on float32 summation-order noise (1e-9) alone; with SGD
@@ -90,3 +92,21 @@ def test_two_processes_equal_one(tiny_dataset, tmp_path):
     # Cross-process all-reduces (gloo) and each process's convolutions sum in
     # another order than one process's: equal up to float32 rounding.
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+  # The final evaluation: the same scores, and each of the two processes
+  # read only the sequences of its own devices' rows (the test split's 80
+  # sequences, not all of them each).
+  reports = [json.load(open(tmp_path / run / 'eval_latest.json'))
+             for run in ('one', 'two')]
+  assert reports[0]['summary'] and reports[0]['step'] == STEPS
+  for key, value in reports[0]['summary'].items():
+    np.testing.assert_allclose(reports[1]['summary'][key], value, atol=1e-6)
+  read = [_read_count(err) for _, err in outs]
+  assert read[0] + read[1] == 80 and 0 < read[0] < 80, read
+  assert _read_count(single.stderr) == 80
+
+
+def _read_count(log: str) -> int:
+  lines = [l for l in log.splitlines() if 'Embedded ' in l]
+  assert len(lines) == 1, log[-3000:]
+  return int(lines[0].split(' read ')[1].split()[0])

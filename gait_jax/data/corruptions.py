@@ -268,6 +268,15 @@ def get_corruption(name: str) -> Callable[..., np.ndarray]:
   return CORRUPTIONS[name]
 
 
+def corrupted_length(name: str, length: int, severity: int) -> int:
+  """The frame count `corrupt` returns for a ``length``-frame sequence."""
+  get_corruption(name)
+  if name == 'sampling':
+    r = SAMPLING_RATES[severity - 1]
+    return -(-int(length) // r) * r
+  return int(length)
+
+
 def corruption_rng(name: str, key: str, seed: int = 0) -> np.random.Generator:
   """The generator of corruption ``name`` on sequence ``key`` (any severity)."""
   return sampling.rng_for(seed, _STREAM, zlib.crc32(key.encode('utf-8')),

@@ -194,6 +194,72 @@ class EvalBatch:
   mask: np.ndarray
 
 
+def eval_plan(source: GaitSource, *, batch_size: int,
+              buckets: Sequence[int] = (32, 64, 128, 256),
+              frame_limit: int | None = None,
+              multiple_of: int = 1) -> Iterator[tuple[np.ndarray, int]]:
+  """The batches of `eval_batches` without their frames.
+
+  Args: as `eval_batches`.
+
+  Yields:
+    ``(indices, length)``: [B] record indices (-1 for filler rows) and the
+    padded length of one batch; together the batches cover every sequence
+    once, each batch holding sequences of a single bucket length.
+  """
+  batch_size = -(-batch_size // multiple_of) * multiple_of
+  lengths = _limited(source.lengths, frame_limit)
+  order = np.argsort(lengths, kind='stable')
+  padded = np.array([bucket_length(int(l), buckets) for l in lengths[order]])
+  start = 0
+  while start < len(order):
+    stop = start
+    while (stop < len(order) and stop - start < batch_size
+           and padded[stop] == padded[start]):
+      stop += 1
+    indices = np.full((batch_size,), -1, np.int64)
+    indices[:stop - start] = order[start:stop]
+    yield indices, int(padded[start])
+    start = stop
+
+
+def _limited(lengths: np.ndarray, frame_limit: int | None) -> np.ndarray:
+  return np.minimum(lengths, frame_limit) if frame_limit else lengths
+
+
+def eval_frame_shape(source: GaitSource) -> tuple[int, int]:
+  """(H, W) of the model's input frames (after the width cut)."""
+  frames = source.frames(0)
+  return tuple(transforms.cut_width(frames[:1]).shape[1:])
+
+
+def eval_mask(source: GaitSource, indices: np.ndarray, length: int,
+              frame_limit: int | None = None) -> np.ndarray:
+  """bool [len(indices), length]: True on real frames; a filler row (index
+  -1) has one (zero) frame."""
+  mask = np.zeros((len(indices), length), bool)
+  real = indices >= 0
+  mask[~real, 0] = True
+  counts = _limited(source.lengths[indices[real]], frame_limit)
+  mask[np.flatnonzero(real)] = np.arange(length)[None] < counts[:, None]
+  return mask
+
+
+def eval_frames(source: GaitSource, indices: np.ndarray, length: int,
+                frame_shape: tuple[int, int],
+                frame_limit: int | None = None) -> np.ndarray:
+  """uint8 [len(indices), length, H, W] frames of some rows of a batch,
+  zero after each sequence's end and on filler rows (index -1); only the
+  real rows are read."""
+  sils = np.zeros((len(indices), length) + tuple(frame_shape), np.uint8)
+  rows = np.flatnonzero(indices >= 0)
+  if rows.size:
+    for row, seq in zip(rows, source.frames_many(indices[rows])):
+      seq = seq[:frame_limit] if frame_limit else seq
+      sils[row, :len(seq)] = transforms.cut_width(seq)
+  return sils
+
+
 def eval_batches(source: GaitSource, *, batch_size: int,
                  buckets: Sequence[int] = (32, 64, 128, 256),
                  frame_limit: int | None = None,
@@ -211,32 +277,11 @@ def eval_batches(source: GaitSource, *, batch_size: int,
   Yields:
     ``EvalBatch`` objects; filler rows have index -1 and one zero frame.
   """
-  batch_size = -(-batch_size // multiple_of) * multiple_of
-  lengths = source.lengths
-  if frame_limit:
-    lengths = np.minimum(lengths, frame_limit)
-  order = np.argsort(lengths, kind='stable')
-  padded = np.array([bucket_length(int(l), buckets) for l in lengths[order]])
-  start = 0
-  while start < len(order):
-    # A batch holds sequences of a single bucket length.
-    stop = start
-    while (stop < len(order) and stop - start < batch_size
-           and padded[stop] == padded[start]):
-      stop += 1
-    chunk = order[start:stop]
-    pad_len = int(padded[start])
-    frames = source.frames_many(chunk)
-    height, width = frames[0].shape[1:]
-    cut = transforms.cut_width(np.zeros((1, width), np.uint8)).shape[-1]
-    sils = np.zeros((batch_size, pad_len, height, cut), np.uint8)
-    mask = np.zeros((batch_size, pad_len), bool)
-    mask[len(chunk):, 0] = True  # Filler rows: one (zero) frame each.
-    for row, seq in enumerate(frames):
-      seq = seq[:frame_limit] if frame_limit else seq
-      sils[row, :len(seq)] = transforms.cut_width(seq)
-      mask[row, :len(seq)] = True
-    indices = np.full((batch_size,), -1, np.int64)
-    indices[:len(chunk)] = chunk
-    yield EvalBatch(indices=indices, sils=sils, mask=mask)
-    start = stop
+  shape = eval_frame_shape(source) if len(source) else (0, 0)
+  for indices, length in eval_plan(source, batch_size=batch_size,
+                                   buckets=buckets, frame_limit=frame_limit,
+                                   multiple_of=multiple_of):
+    yield EvalBatch(
+        indices=indices,
+        sils=eval_frames(source, indices, length, shape, frame_limit),
+        mask=eval_mask(source, indices, length, frame_limit))

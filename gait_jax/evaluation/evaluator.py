@@ -82,12 +82,14 @@ class Evaluator:
     self._dtype = experiment.compute_dtype(config)
     self._embed = extract.make_embed_fn(model, mesh, self._dtype)
 
-  def embed(self, variables: Any) -> np.ndarray:
-    """float32 [N, parts, c] embeddings of the test split (every process
-    must call it; each gets all of them)."""
+  def embed(self, variables: Any, source: Any = None) -> np.ndarray:
+    """float32 [N, parts, c] embeddings of the test split, or of ``source``
+    (e.g. a subset of it, or a ``robustness.CorruptedSource``); every
+    process must call it and each gets all of them."""
     cfg = self._config.eval
     return extract.extract_embeddings(
-        self._model, variables, self.source, self._mesh,
+        self._model, variables, self.source if source is None else source,
+        self._mesh,
         batch_size=cfg.batch_size, buckets=tuple(cfg.buckets),
         frame_limit=cfg.frame_limit or None, dtype=self._dtype,
         embed=self._embed)

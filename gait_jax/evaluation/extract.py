@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,23 +80,55 @@ def extract_embeddings(model: Any, variables: Any, source: GaitSource,
   variables = jax.device_put(variables, parallel.replicated(mesh))
   sharding = parallel.batch_sharded(mesh)
   out = None
+  if not len(source):
+    raise ValueError(f'{source.dataset_dir} split {source.split!r} holds no '
+                     'sequences to embed')
+  shape = pipeline.eval_frame_shape(source)
+  read = 0
   bar = tqdm(total=len(source), desc='embed', unit='seq', mininterval=2.0,
              disable=jax.process_index() != 0)
-  for batch in pipeline.eval_batches(source, batch_size=batch_size,
-                                     buckets=buckets, frame_limit=frame_limit,
-                                     multiple_of=mesh.size):
-    # Every process holds the same batch; each places its devices' rows.
-    sils, mask = (jax.make_array_from_callback(x.shape, sharding,
-                                               lambda i, x=x: x[i])
-                  for x in (batch.sils, batch.mask))
+  for indices, length in pipeline.eval_plan(
+      source, batch_size=batch_size, buckets=buckets, frame_limit=frame_limit,
+      multiple_of=mesh.size):
+    rows = _DeviceRows(indices)
+    # Each process reads only the rows of its own devices.
+    sils = jax.make_array_from_callback(
+        (len(indices), length) + shape, sharding,
+        lambda i, n=length: pipeline.eval_frames(
+            source, rows(i), n, shape, frame_limit))
+    mask = jax.make_array_from_callback(
+        (len(indices), length), sharding,
+        lambda i, n=length: pipeline.eval_mask(
+            source, rows(i), n, frame_limit))
+    read += rows.real
     emb = _to_host(embed(variables, sils, mask))
-    real = batch.indices >= 0
+    real = indices >= 0
     if out is None:
       out = np.zeros((len(source),) + emb.shape[1:], np.float32)
-    out[batch.indices[real]] = emb[real]
+    out[indices[real]] = emb[real]
     bar.update(int(real.sum()))
   bar.close()
+  logging.info('Embedded %d sequences; process %d read %d of them.',
+               len(source), jax.process_index(), read)
   return out
+
+
+class _DeviceRows:
+  """The record indices of the rows a device holds (``rows(index)``),
+  counting the distinct real rows handed out (``real``)."""
+
+  def __init__(self, indices: np.ndarray):
+    self._indices = indices
+    self._seen: set[int] = set()
+    self.real = 0
+
+  def __call__(self, index: tuple[slice, ...]) -> np.ndarray:
+    rows = self._indices[index[0]]
+    start = index[0].start or 0
+    if start not in self._seen:
+      self._seen.add(start)
+      self.real += int((rows >= 0).sum())
+    return rows
 
 
 def _to_host(x: jax.Array) -> np.ndarray:

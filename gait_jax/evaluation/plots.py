@@ -19,7 +19,8 @@ import numpy as np
 from gait_jax.evaluation.protocols import ProtocolResult
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot on the non-interactive Agg backend."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -28,7 +29,7 @@ def _pyplot():
 
 def plot_rank1_heatmaps(result: ProtocolResult, workdir: str) -> list[str]:
   """One PNG per probe set with a [V, V] matrix. Returns the paths."""
-  plt = _pyplot()
+  plt = pyplot()
   paths = []
   views = list(result.views)
   for name, probe_set in result.probe_sets.items():
@@ -110,7 +111,7 @@ def tsne(x: np.ndarray, *, perplexity: float = 30.0, steps: int = 500,
 def plot_tsne(emb: np.ndarray, subjects: Sequence[Any], workdir: str, *,
               max_subjects: int = 10, seed: int = 0) -> str:
   """t-SNE of the embeddings of up to ``max_subjects`` test subjects."""
-  plt = _pyplot()
+  plt = pyplot()
   subjects = np.asarray(subjects)
   chosen = sorted(set(subjects.tolist()))[:max_subjects]
   keep = np.isin(subjects, chosen)

@@ -56,6 +56,19 @@ def _as_str(values: Sequence[Any]) -> np.ndarray:
 # options are the protocol's `options` with the caller's overrides applied.
 Rule = Callable[..., ProtocolResult]
 
+# roles(protocol, eval_set, **options) -> (is_probe, is_gallery), two bool
+# [N] arrays: which test sequences the rule uses as probes and as gallery.
+Roles = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+def type_roles(proto: 'Protocol', data: EvalSet,
+               **unused_options: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Probes: the sequences whose type is in a probe set; gallery: those
+  whose type is a gallery type (exact matches)."""
+  probe_types = sorted({t for ts in proto.probe_sets.values() for t in ts})
+  return (np.isin(data.types, probe_types),
+          np.isin(data.types, list(proto.gallery_types)))
+
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
@@ -72,6 +85,8 @@ class Protocol:
       [paths]`` writing the protocol's files besides the report (e.g. the
       GREW submission CSV); it returns [] when the test set has nothing to
       write.
+    roles: the function telling which sequences are probes and gallery
+      (`Roles`; e.g. to corrupt one side only), by default `type_roles`.
   """
   name: str
   rule: Rule
@@ -80,6 +95,12 @@ class Protocol:
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   family: str = ''
   outputs: Callable[..., list[str]] | None = None
+  roles: Roles = type_roles
+
+  def sequence_roles(self, data: EvalSet, options: Mapping[str, Any]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(is_probe, is_gallery) bool [N] of ``data`` under ``options``."""
+    return self.roles(self, data, **self.check_options(options))
 
   def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults with ``options`` applied; a ValueError names the valid

@@ -68,8 +68,8 @@ def gait3d_rule(proto: Protocol, data: EvalSet, *, metric: str, backend: str,
   Returns:
     One probe set 'test' whose summary is rank-1, rank-5, rank-10, mAP, mINP.
   """
-  is_probe = np.isin(sequence_keys(data), list(load_probe_set(probe_set)))
-  prb, gal = np.flatnonzero(is_probe), np.flatnonzero(~is_probe)
+  is_probe, is_gallery = gait3d_roles(proto, data, probe_set=probe_set)
+  prb, gal = np.flatnonzero(is_probe), np.flatnonzero(is_gallery)
   scores = rank_list.rank_list_scores(data, prb, gal, metric=metric,
                                       backend=backend)
   counts = rank_list.rank_list_counts(data, prb, gal, scores,
@@ -82,7 +82,15 @@ def gait3d_rule(proto: Protocol, data: EvalSet, *, metric: str, backend: str,
       columns=tuple(result.summary()))
 
 
+def gait3d_roles(proto: Protocol, data: EvalSet, *, probe_set: Any = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Probes: the probe set's sequences; gallery: every other one."""
+  del proto
+  is_probe = np.isin(sequence_keys(data), list(load_probe_set(probe_set)))
+  return is_probe, ~is_probe
+
+
 PROTOCOLS = (
     Protocol('gait3d', gait3d_rule, {'test': ()}, (), {'probe_set': None},
-             family='gait3d'),
+             family='gait3d', roles=gait3d_roles),
 )

@@ -63,7 +63,15 @@ def sustech1k_rule(proto: Protocol, data: EvalSet, *, metric: str,
   return result
 
 
+def sustech1k_roles(proto: Protocol, data: EvalSet
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Probes and gallery by substring of the type, as the rule selects them."""
+  probe_parts = tuple(p for parts in proto.probe_sets.values() for p in parts)
+  return (type_contains(data.types, probe_parts),
+          type_contains(data.types, proto.gallery_types))
+
+
 PROTOCOLS = (
     Protocol('sustech1k', sustech1k_rule, PROBES, GALLERY,
-             family='sustech1k'),
+             family='sustech1k', roles=sustech1k_roles),
 )
