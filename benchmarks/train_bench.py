@@ -87,8 +87,10 @@ from gait_jax import parallel
 
 sys.path.append(os.path.join(common.REPO, 'tests'))
 import torch_mirrors  # pylint: disable=g-bad-import-order,wrong-import-position
+import torch_mirrors_deepgaitv2  # pylint: disable=g-bad-import-order,wrong-import-position
 
-MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase')
+MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase',
+          'deepgaitv2')
 DOCS = os.path.join(common.REPO, 'docs', 'benchmarks.md')
 SECTION = '## Train step (benchmarks/train_bench.py)'
 FINDINGS = '### Findings'
@@ -332,6 +334,9 @@ def torch_model(name: str, model) -> torch.nn.Module:
     assert tuple(m.strides) == (1, 2, 2, 1), m.strides
     return torch_mirrors.GaitBase(tuple(m.channels), m.hidden_dim,
                                   m.num_classes, tuple(m.bin_num))
+  if name == 'deepgaitv2':
+    return torch_mirrors_deepgaitv2.DeepGaitV2(
+        m.mode, tuple(m.layers), tuple(m.channels), m.num_classes)
   raise ValueError(name)
 
 
