@@ -80,6 +80,11 @@ DATASET_DIRS = {
 WILD_AUGMENT = dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
                     rotate_degree=10.0)
 
+# TrackletGait's Hardness-Exclusion triplet (``triplet_HardEx.py``), the
+# ``preset_loss`` of `build`: on top of every loss preset.
+HARD_EXCLUSION = {p: {'triplet': {'hard_exclusion': True}}
+                  for p in LOSS_PRESETS}
+
 # The smoke run: a small synthetic dataset (rendered once into SMOKE_DATA_DIR,
 # apart from the demo's), the tiny model variants and a few steps.
 SMOKE_DATA_DIR = 'data/smoke'
@@ -143,6 +148,23 @@ def adam(lr: float = 1e-4, weight_decay: float = 0.0) -> dict[str, Any]:
               b2=0.999, eps=1e-8)
 
 
+def adamw(lr: float, weight_decay: float,
+          param_groups: tuple[tuple[Any, ...], ...] = ()) -> dict[str, Any]:
+  """``torch.optim.AdamW(lr, weight_decay)`` (decoupled), PyTorch's betas
+  and eps, over ``param_groups`` (``gait_jax.optim``)."""
+  return dict(name='adamw', lr=lr, weight_decay=weight_decay, b1=0.9,
+              b2=0.999, eps=1e-8, param_groups=tuple(param_groups))
+
+
+def stepped_cosine(total_steps: int, step_every: int = 1000,
+                   min_lr: float = 1e-6) -> dict[str, Any]:
+  """OpenGait SwinGait's ``adjust_learning_rate``: the cosine over
+  ``total_steps``, re-set every ``step_every`` steps, floored at ``min_lr``,
+  then ``min_lr``."""
+  return dict(name='stepped_cosine', milestones=(), total_steps=total_steps,
+              step_every=step_every, min_lr=min_lr)
+
+
 def multistep(*milestones: int) -> dict[str, Any]:
   """``MultiStepLR(milestones, gamma=0.1)`` stepped once per update."""
   return dict(name='multistep', milestones=tuple(milestones), gamma=0.1)
@@ -170,12 +192,13 @@ def build(arg: str | None, *, model: str, dataset: str,
     arg: the config argument (see `parse_arg`).
     model: registered model name; its variant is `dataset`.
     dataset: a key of `DATASET_DIRS` (model variant and dataset directory).
-    optim: the ``config.optim`` values (`sgd` or `adam`).
-    schedule: the ``config.schedule`` values (`multistep` or `cosine`).
+    optim: the ``config.optim`` values (`sgd`, `adam` or `adamw`).
+    schedule: the ``config.schedule`` values (`multistep`, `cosine` or
+      `stepped_cosine`).
     num_steps: total optimizer updates.
     pk: (P identities, K sequences each) of the global batch.
-    sampler: training frame sampler, 'fixed_unordered', 'fixed_ordered' or
-      'unfixed_unordered' (``gait_jax.data.sampling``).
+    sampler: training frame sampler, 'fixed_unordered', 'fixed_ordered',
+      'unfixed_unordered' or 'tracklet' (``gait_jax.data.sampling``).
     batch_shuffle: shuffle the P×K batch order.
     eval_batch_size: test sequences per forward pass.
     frames_skip: extra window of 'fixed_ordered'.
@@ -245,10 +268,12 @@ def shrink(c: ml_collections.ConfigDict) -> None:
   """Turns a full config into a smoke run, in place.
 
   Tiny model variant, a 4×2 batch of 8-frame clips (4 to 8 frames for
-  'unfixed_unordered', `SMOKE_FRAMES_RANGE`), `SMOKE_STEPS` steps with
-  the schedule's milestones and warm-up scaled to match, frequent logging and
-  checkpoints, a small evaluation, and an 8-subject synthetic dataset (6 train
-  subjects). The dataset can still be overridden on the command line:
+  'unfixed_unordered', `SMOKE_FRAMES_RANGE`; 'tracklet' lengths scaled by
+  the same factor as the clip), `SMOKE_STEPS` steps with
+  the schedule's milestones, warm-up and cosine length (and the stepped
+  cosine's `step_every`) scaled to match, no `train.init_from`, frequent
+  logging and checkpoints, a small evaluation, and an 8-subject synthetic
+  dataset (6 train subjects). The dataset can still be overridden on the command line:
   ``--config.data.source=tfds`` trains on ``config.data.dataset_dir``.
 
   Args:
@@ -260,6 +285,10 @@ def shrink(c: ml_collections.ConfigDict) -> None:
   c.data.data_dir = SMOKE_DATA_DIR
   c.data.synthetic.update(SMOKE_SUBJECTS)
   c.data.p, c.data.k = 4, 2
+  if c.data.frame_sampler == 'tracklet':  # Lengths shrink with the clip.
+    c.data.tracklet_lengths = tuple(
+        max(1, n * SMOKE_FRAMES // c.data.num_frames)
+        for n in c.data.tracklet_lengths)
   c.data.num_frames = SMOKE_FRAMES
   if c.data.frame_sampler == 'unfixed_unordered':
     c.data.frames_range = SMOKE_FRAMES_RANGE
@@ -267,6 +296,11 @@ def shrink(c: ml_collections.ConfigDict) -> None:
                                 for m in c.schedule.milestones)
   if c.schedule.warmup_steps:
     c.schedule.warmup_steps = _scaled(c.schedule.warmup_steps, total)
+  if c.schedule.total_steps:  # A cosine shorter than the run.
+    c.schedule.total_steps = _scaled(c.schedule.total_steps, total)
+  if c.schedule.name == 'stepped_cosine':
+    c.schedule.step_every = _scaled(c.schedule.step_every, total)
+  c.train.init_from = ''  # No other run's checkpoint in a smoke run.
   c.train.num_steps = SMOKE_STEPS
   c.train.log_every = 5
   c.train.ckpt_every = 10

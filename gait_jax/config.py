@@ -91,13 +91,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.workers = 0  # grain worker processes; 0 loads in threads.
   c.data.prefetch = 2
 
+  # name: 'sgd', 'adam' (L2 weight decay) or 'adamw' (decoupled).
+  # param_groups: ((regex, lr_mult, weight_decay or None), ...) on the
+  # '/'-joined parameter paths, first match wins (gait_jax.optim).
   c.optim = ml_collections.ConfigDict({
       'name': 'sgd', 'lr': 0.1, 'momentum': 0.9, 'nesterov': False,
-      'weight_decay': 5e-4, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-8})
+      'weight_decay': 5e-4, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-8,
+      'param_groups': ()})
+  # name: 'constant', 'multistep', 'cosine' or 'stepped_cosine' (SwinGait:
+  # the cosine re-set every step_every steps, floored at min_lr);
+  # total_steps: the cosines' length, 0 = train.num_steps.
   c.schedule = ml_collections.ConfigDict({
       'name': 'multistep', 'milestones': (10_000, 20_000, 30_000),
       'gamma': 0.1, 'warmup_steps': 0, 'warmup_init_lr': 0.0,
-      'min_lr': 0.0})
+      'min_lr': 0.0, 'step_every': 1000, 'total_steps': 0})
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 40_000
@@ -111,6 +118,12 @@ def base_config() -> ml_collections.ConfigDict:
   # (OpenGait's with_test); 0 = off. Writes eval/<probe set> scalars and
   # eval_<step>.json to the workdir.
   c.train.eval_every = 0
+  # Start a fresh run from the matching params/BatchNorm stats (same path
+  # and shape) of another gait_jax workdir's newest checkpoint, optimizer
+  # state fresh (gait_jax.warm_start; OpenGait's restore_hint with
+  # restore_ckpt_strict false + optimizer_reset). Ignored when resuming.
+  c.train.init_from = ''
+  c.train.init_from_strict = False
 
   c.eval = ml_collections.ConfigDict()
   c.eval.protocol = ''  # '' = the dataset's own (metadata 'protocol').

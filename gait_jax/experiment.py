@@ -109,9 +109,20 @@ def build_model(config, num_classes: int, *, axis_name: str | None = None):
 def build_optimizer(config) -> tuple[optax.GradientTransformation,
                                      Callable[[Any], Any]]:
   """The optimizer of ``config.optim`` and its ``config.schedule``."""
-  schedule = optim.make_schedule(config.optim, config.schedule,
-                                 config.train.num_steps)
-  return optim.make_optimizer(config.optim, schedule), schedule
+  return optimizer_from(config.optim, config.schedule, config.train.num_steps)
+
+
+def optimizer_from(optim_cfg, schedule_cfg, total_steps: int
+                   ) -> tuple[optax.GradientTransformation,
+                              Callable[[Any], Any]]:
+  """``(optimizer, schedule of the default group)`` of the config sections;
+  every parameter group's schedule starts from its own learning rate."""
+  schedule = optim.make_schedule(optim_cfg, schedule_cfg, total_steps)
+
+  def group_schedule(lr: float) -> Callable[[Any], Any]:
+    return optim.make_schedule({**dict(optim_cfg), 'lr': lr}, schedule_cfg,
+                               total_steps)
+  return optim.make_optimizer(optim_cfg, schedule, group_schedule), schedule
 
 
 def init_state(config, model, tx: optax.GradientTransformation,
@@ -206,7 +217,8 @@ def build_training(config, num_classes: int, *,
   else:
     state = init_state(config, model, tx, mesh)
   step_fn = train_step.make_step_fn(model, tx, schedule, config.loss,
-                                    config.data.k, compute_dtype(config))
+                                    config.data.k, compute_dtype(config),
+                                    seed=config.seed)
   step = parallel.shard_step(
       step_fn, mesh, donate_state=donate_state,
       compiler_options=models.remat_compiler_options(

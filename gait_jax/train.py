@@ -20,6 +20,7 @@ from gait_jax import checkpoint as ckpt_lib
 from gait_jax import evaluation
 from gait_jax import experiment
 from gait_jax import parallel
+from gait_jax import warm_start
 from gait_jax.data import augment as augment_lib
 from gait_jax.data import pipeline
 from gait_jax.data import sampling
@@ -102,6 +103,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     if restored is not None:
       state, start = restored
       _say(f'Resumed from step {start} of {checkpointer.directory}.')
+    elif config.train.init_from:  # Fresh run: matching weights of another.
+      state, report = warm_start.load_matching(
+          state, config.train.init_from, strict=config.train.init_from_strict)
+      _say(f'Initialised from {config.train.init_from}: {report.summary()}.')
 
     # --- Evaluation during training (built once: one compilation per
     # bucket).

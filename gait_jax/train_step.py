@@ -30,7 +30,8 @@ class TrainState:
 
 def make_step_fn(model, tx: optax.GradientTransformation,
                  schedule: Callable[[Any], Any], loss_config,
-                 samples_per_class: int, dtype) -> Callable[..., Any]:
+                 samples_per_class: int, dtype,
+                 seed: int = 0) -> Callable[..., Any]:
   """The per-device train step ``(state, batch) -> (state, metrics)``.
 
   Runs inside ``shard_map`` over ``parallel.DATA_AXIS``. The loss is the
@@ -47,6 +48,8 @@ def make_step_fn(model, tx: optax.GradientTransformation,
     loss_config: the ``config.loss`` section.
     samples_per_class: K of the P×K batch.
     dtype: compute dtype of the input frames.
+    seed: of the 'dropout' rng the model gets (stochastic depth), folded
+      with the step and the device index (so resuming repeats it).
 
   Returns:
     The step function; its batch holds ``sils`` uint8 [b, s, h, w],
@@ -58,11 +61,14 @@ def make_step_fn(model, tx: optax.GradientTransformation,
     sils = transforms.to_unit_range(batch['sils'], dtype)  # [b, s, h, w]
     # Each device differentiates w.r.t. its own (varying) copy of the params.
     params = jax.lax.pcast(state.params, axis, to='varying')
+    dropout = jax.random.fold_in(jax.random.fold_in(
+        jax.random.key(seed), state.step), jax.lax.axis_index(axis))
 
     def loss_fn(params):
       variables = {'params': params, 'batch_stats': state.batch_stats}
       outputs, mutated = model.apply(variables, sils, mask=batch['mask'],
-                                     train=True, mutable=['batch_stats'])
+                                     train=True, mutable=['batch_stats'],
+                                     rngs={'dropout': dropout})
       loss, metrics = losses.compute_loss(
           outputs, batch['labels'], loss_config,
           samples_per_class=samples_per_class, axis_name=axis)

@@ -359,8 +359,8 @@ def _load_config(name, arg=''):
 def _has_da(name: str) -> bool:
   """OpenGait's DeepGaitV2 and GaitBase-DA wild recipes: perspective, flip
   and rotation, each with probability 0.2."""
-  return name.startswith('deepgaitv2_') or name in (
-      'gaitbase_gait3d', 'gaitbase_grew', 'synthetic_wild')
+  return name.startswith(('deepgaitv2_', 'trackletgait_', 'swingait_')) or (
+      name in ('gaitbase_gait3d', 'gaitbase_grew', 'synthetic_wild'))
 
 
 def test_only_the_augmented_recipes_augment():

@@ -1,6 +1,6 @@
 """RandomPerspective, RandomHorizontalFlip and the in-the-wild Compose order.
 
-The references are OpenGait's transforms as reference_wild.md §1.8 states
+The references are OpenGait's transforms as OpenGait's transform.py states
 them, written here with cv2 and NumPy independently of ``gait_jax.data``:
 perspective per frame on the uint8 64×64 frames
 (``cv2.getPerspectiveTransform`` + ``cv2.warpPerspective``), flip by slicing,
@@ -42,7 +42,7 @@ class _Random:
 
 
 def _og_perspective(seq, random, prob):
-  """§1.8 RandomPerspective on uint8 [S, h, w]; also returns the corners."""
+  """OpenGait's RandomPerspective on uint8 [S, h, w]; also returns the corners."""
   if random.uniform(0, 1) >= prob:
     return seq, None
   _, h, w = seq.shape
@@ -66,7 +66,7 @@ def _og_hflip(seq, random, prob):
 
 
 def _og_rotate(seq, random, prob, degree):
-  """§1.8 RandomRotate on float frames (OpenGait's swapped centre)."""
+  """OpenGait's RandomRotate on float frames (OpenGait's swapped centre)."""
   if random.uniform(0, 1) >= prob:
     return seq
   angle = random.uniform(-degree, degree)
@@ -209,7 +209,7 @@ class _FakeSource:
 
 
 def _reference(uncut, seed, step, row, cfg):
-  """§1.8 Compose[Perspective, Cut, HFlip, Rotate] from the spec."""
+  """OpenGait's Compose[Perspective, Cut, HFlip, Rotate] from the spec."""
   def rand(name):
     return _Random(sampling.augment_rng(seed, step, row, STREAM[name]))
 

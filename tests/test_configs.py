@@ -24,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, 'configs')
 
 SGD, ADAM = ('sgd', 0.1, 0.9), ('adam', 1e-4, None)
+ADAMW = ('adamw', 3e-4, None)
 # name: optimizer (name, lr, momentum), weight decay, milestones, steps,
 # (P, K), (frame sampler, skip), batch_shuffle, CE (weight, scale, smoothing)
 # or None, (eval batch, frame limit), reference rank-1 (NM, BG, CL or one).
@@ -90,6 +91,16 @@ REFERENCE = {
                          (8, 32), ('fixed_unordered', 0), True,
                          (1.0, 16.0, 0.1), (16, 720),
                          ('91.59', '86.65', '74.73')),
+    'trackletgait_gait3d': (SGD, 5e-4, (40_000, 80_000, 100_000), 120_000,
+                            (32, 4), ('tracklet', 0), True, (1.0, 16.0, 0.1),
+                            (2, 720), ('77.8', '70.2')),
+    'trackletgait_grew': (SGD, 5e-4, (40_000, 80_000, 100_000), 120_000,
+                          (32, 4), ('tracklet', 0), True, (1.0, 16.0, 0.1),
+                          (2, 720), ('80.4',)),
+    # Stepped cosine and parameter groups (checked separately).
+    'swingait_gait3d': (ADAMW, 0.02, (), 80_000, (32, 4),
+                        ('fixed_ordered', 4), True, (1.0, 16.0, 0.1),
+                        (4, 720), ('75.0',)),
     # The GIL authors' GaitGL (cosine schedule, checked separately).
     'gaitgl_casia_b_gil_authors': (SGD, 5e-4, (), 80_000, (8, 8),
                                    ('fixed_ordered', 0), True, None, (4, 0),
@@ -99,13 +110,18 @@ NAMES = sorted(REFERENCE)
 # Frames per training clip where it is not 30: num_frames, or the
 # unfixed_unordered (min, max) range (clips padded to max).
 FRAMES = {'deepgaitv2_sustech1k': 10, 'gaitbase_gait3d': (10, 50),
-          'gaitbase_grew': (20, 40)}
+          'gaitbase_grew': (20, 40), 'trackletgait_gait3d': 32,
+          'trackletgait_grew': 32}
 # OpenGait's DeepGaitV2 and GaitBase-DA training transforms: RandomPerspective,
 # RandomHorizontalFlip and RandomRotate, each with probability 0.2.
 DA = dict(perspective_prob=0.2, hflip_prob=0.2, rotate_prob=0.2,
           rotate_degree=10.0)
-WITH_DA = {n for n in REFERENCE if n.startswith('deepgaitv2_')} | {
+WITH_DA = {n for n in REFERENCE if n.startswith(('deepgaitv2_',
+                                                 'trackletgait_',
+                                                 'swingait_'))} | {
     'gaitbase_gait3d', 'gaitbase_grew'}
+# TrackletGait's Hardness-Exclusion triplet.
+HARD_EXCLUSION = {n for n in REFERENCE if n.startswith('trackletgait_')}
 
 
 def dataset_of(name: str) -> str:
@@ -193,6 +209,7 @@ def test_values_match_the_reference(name):
     assert c.data.augment.erase_prob == 0.0
   assert c.data.batch_shuffle is shuffle
   assert c.loss.triplet.weight == 1.0 and c.loss.triplet.margin == 0.2
+  assert c.loss.triplet.hard_exclusion is (name in HARD_EXCLUSION)
   if ce is None:
     assert c.loss.ce.weight == 0.0
   else:
@@ -224,6 +241,23 @@ def test_gil_authors_recipe():
   assert c.loss.uniformity.weight == 0.0
   _, plain = load('gaitgl_casia_b_gil_authors', 'triplet')
   assert not plain.loss.triplet.pair_weight
+
+
+def test_swingait_recipe():
+  # OpenGait SwinGait: get_optimizer groups, adjust_learning_rate, restore.
+  _, c = load('swingait_gait3d')
+  assert dict(c.schedule) | {'milestones': ()} == dict(
+      c.schedule, name='stepped_cosine', total_steps=60_000, step_every=1000,
+      min_lr=1e-6, milestones=())
+  groups = {g[0]: g[1:] for g in c.optim.param_groups}
+  assert groups == {
+      r'^transformer/.*(patch_embed|norm|relative_position_bias_table)':
+          (1.0, 0.0),
+      r'^(layer[0-4]|FCs|BNNecks)/': (0.1, None)}
+  assert c.train.init_from and not c.train.init_from_strict
+  _, smoke = load('swingait_gait3d', 'smoke')
+  assert smoke.train.init_from == ''
+  assert 0 < smoke.schedule.total_steps < smoke.train.num_steps
 
 
 def test_gaitgl_oumvlp_gil_rc_adds_the_pair_softmax_term():
@@ -280,6 +314,8 @@ SMOKE_RUNS = {
     'baseline': ('baseline_casia_b', 'gil,smoke'),
     'gaitbase': ('gaitbase_gait3d', 'smoke'),  # unfixed_unordered, DA.
     'deepgaitv2': ('deepgaitv2_gait3d', 'gil,smoke'),
+    'trackletgait': ('trackletgait_gait3d', 'smoke'),  # tracklet, HardEx.
+    'swingait': ('swingait_gait3d', 'smoke'),  # AdamW groups, init_from off.
 }
 
 

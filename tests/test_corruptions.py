@@ -1,7 +1,7 @@
 """Silhouette corruptions (``gait_jax.data.corruptions``) and RG-Gait's half
 patch (``gait_jax.data.augment_occlusion``).
 
-References are written here from reference_wild.md §4.2/§4.3 with NumPy and
+References are written here from the RobustGait and RG-Gait papers and code with NumPy and
 cv2, independently of the modules under test.
 """
 
@@ -222,7 +222,7 @@ def test_erode_dilate_blur_against_cv2():
 
 
 def _ref_half_patch(seq, p, top):
-  """§4.3 on uint8 [S, H, W], frame by frame on float64 frames."""
+  """RG-Gait's half patch on uint8 [S, H, W], frame by frame on float64 frames."""
   _, h, w = seq.shape
   rows = slice(0, int(math.floor((1 - p) * h))) if top else slice(
       int(math.floor(p * h)), h)

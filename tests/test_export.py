@@ -36,7 +36,10 @@ from gait_jax.data import transforms
 from gait_jax.evaluation import extract
 
 ACCELERATORS = ('cuda', 'tpu')
-MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase', 'deepgaitv2')
+MODELS = ('gaitset', 'gaitpart', 'gaitgl', 'baseline', 'gaitbase', 'deepgaitv2',
+          'trackletgait', 'swingait')
+# The recipe each model is exported with: its CASIA-B one where there is one.
+RECIPES = {'trackletgait': 'trackletgait_gait3d', 'swingait': 'swingait_gait3d'}
 WITH_MAX_POOL = ('gaitset', 'gaitpart', 'gaitgl', 'baseline')
 _CONV3D = re.compile(r'dim_numbers = \[b, 0, 1, 2, f\]')
 _GROUPED = re.compile(r'feature_group_count = (?:[2-9]|\d\d+)')
@@ -44,8 +47,10 @@ _FRAMES = 6  # A multiple of 3 (GaitGL pools frames in threes).
 
 
 def _config(name: str):
-  """The model's CASIA-B recipe at its tiny variant, P×K 2×2 on 4 devices."""
-  config = importlib.import_module(f'configs.{name}_casia_b').get_config('')
+  """The model's recipe (`RECIPES`) at its tiny variant, P×K 2×2 on 4
+  devices."""
+  recipe = RECIPES.get(name, f'{name}_casia_b')
+  config = importlib.import_module(f'configs.{recipe}').get_config('')
   config.model.variant = 'tiny'
   config.model.num_classes = 8
   config.data.p, config.data.k = 2, 2

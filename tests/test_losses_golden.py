@@ -1,4 +1,4 @@
-"""Golden values of the losses (docs: gil_loss.md, reference §5.6).
+"""Golden values of the losses (the loss specification's worked examples).
 
 The values were produced by OpenGait's and the GIL authors' PyTorch code; the
 hand cases are float64 recomputations of the authors' semantics.

@@ -13,7 +13,7 @@ from jax.sharding import PartitionSpec as P
 from gait_jax import models
 from gait_jax.models import layers
 
-# Parameter counts of OpenGait's models (reference_opengait.md, section 2).
+# Parameter counts of OpenGait's models (counted on OpenGait's PyTorch models).
 PARAM_COUNTS = {
     ('gaitset', 'casia_b'): 2_594_592,
     ('gaitset', 'oumvlp'): 6_313_536,
@@ -25,7 +25,7 @@ PARAM_COUNTS = {
     ('baseline', 'oumvlp'): 44_112_928,
     ('gaitbase', 'casia_b'): 7_305_408,
     ('gaitbase', 'oumvlp'): 28_108_992,
-    # reference_wild.md 1.3 (P3D); tests/test_models_deepgaitv2.py has more.
+    # OpenGait's DeepGaitV2 (P3D); tests/test_models_deepgaitv2.py has more.
     ('deepgaitv2', 'casia_b'): 8_339_392,
     ('deepgaitv2', 'oumvlp'): 29_142_976,
 }
@@ -38,6 +38,8 @@ TINY = {
     'baseline': (31, 16, True),
     'gaitbase': (16, 16, True),
     'deepgaitv2': (16, 8, True),  # P3D; hidden = channels[2].
+    'swingait': (15, 8, True),  # 16 parts, the appended one dropped.
+    'trackletgait': (16, 8, True),
 }
 
 
@@ -161,7 +163,7 @@ def test_padded_batch_equals_single_sequences(name):
 
 
 def test_horizontal_pyramid_golden_values():
-  # reference_opengait.md 5.6: HPP on det((2, 3, 16, 11), 0.37, 0.11).
+  # OpenGait's HPP: HPP on det((2, 3, 16, 11), 0.37, 0.11).
   k = np.arange(2 * 3 * 16 * 11, dtype=np.float64)
   x = np.sin(0.37 * k + 0.11).astype(np.float32).reshape(2, 3, 16, 11)
   out = layers.horizontal_pyramid(jnp.asarray(x.transpose(0, 2, 3, 1)),

@@ -1,7 +1,7 @@
 """DeepGaitV2: sizes, state-dict keys, PyTorch parity, masking, input checks.
 
 The reference is tests/torch_mirrors_deepgaitv2.py, a PyTorch DeepGaitV2
-written from reference_wild.md section 1; its random weights are converted
+written from OpenGait's deepgaitv2.py; its random weights are converted
 with `load_opengait_checkpoint`. Parity and masking run at tiny widths
 (channels 4, 8, 8, 16) on 64x44 frames.
 """
@@ -28,7 +28,7 @@ SHALLOW, DEEP = (1, 1, 1, 1), (1, 4, 4, 1)
 TINY_CHANNELS = (4, 8, 8, 16)
 TOL = 1e-4
 
-# reference_wild.md 1.3: (layers, mode) -> (classes, total parameters), and
+# OpenGait's DeepGaitV2, counted: (layers, mode) -> (classes, total parameters), and
 # the state-dict key counts of 1.2.
 PARAM_COUNTS = {
     (SHALLOW, 'p3d'): (74, 8_339_392), (SHALLOW, '3d'): (74, 16_595_136),
@@ -60,7 +60,7 @@ def _bn(prefix, c):
 
 
 def spec_p3d_casia_b():
-  """The P3D [1, 1, 1, 1] state dict as listed in reference_wild.md 1.2."""
+  """The P3D [1, 1, 1, 1] state dict as OpenGait's DeepGaitV2 names it."""
   keys = {'layer0.forward_block.0.weight': (64, 1, 3, 3)}
   keys.update(_bn('layer0.forward_block.1', 64))
   for conv in ('conv1', 'conv2'):

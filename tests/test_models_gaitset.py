@@ -25,7 +25,7 @@ def test_param_count_matches_opengait(variant, expected):
 
 
 def test_fc_bin_init_uses_pytorch_fan_rule():
-  # reference_opengait.md 1.1: Head.fc_bin [62, 128, 256] has bound 0.011107.
+  # OpenGait's GaitSet: Head.fc_bin [62, 128, 256] has bound 0.011107.
   w = np.asarray(layers.fc_bin_init(jax.random.key(0), (62, 128, 256)))
   assert 0.0110 < np.abs(w).max() <= 0.011107
   np.testing.assert_allclose(w.std(), 0.011107 / np.sqrt(3), rtol=0.01)

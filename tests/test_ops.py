@@ -170,6 +170,13 @@ def _train_grads(name, ops_value):
 # Every model is checked; in `make test` the ones whose convolutions (2-D,
 # 3-D, ResNet blocks) another model also exercises are left out as `slow`.
 _OPS_FAST = ('gaitgl', 'gaitbase', 'deepgaitv2')
+# Leaves whose gradient a train-mode BatchNorm cancels in exact arithmetic
+# (up to its eps), so that what is computed is mostly rounding noise of a sum
+# over every pixel: TrackletGait's convolution biases before a BatchNorm, and
+# the stem and layer1's shortcut convolution, pointwise maps of the binary
+# silhouettes (two values per channel) that a BatchNorm normalises away.
+_BN_CANCELLED = {'trackletgait': re.compile(
+    r'^(pooling1/|layer1/0/downsample/0/)|/conv_bn_relu/0/bias$')}
 
 
 @pytest.mark.parametrize('name', [
@@ -181,7 +188,8 @@ def test_model_reference_ops_equal_auto_on_cpu(name):
   GeM's power `p` (GaitGL) is one scalar, a sum of signed contributions of
   every pooled feature that nearly cancel at random weights (0.07 against
   kernel gradients of about 20), so its error is measured against the
-  model's largest gradient instead of its own value.
+  model's largest gradient instead of its own value; so are the leaves of
+  `_BN_CANCELLED`, at 1e-3.
   """
   grads, out = _train_grads(name, 'auto')
   grads_ref, out_ref = _train_grads(name, 'reference')
@@ -192,8 +200,13 @@ def test_model_reference_ops_equal_auto_on_cpu(name):
   flat_ref = traverse_util.flatten_dict(grads_ref)
   assert set(flat) == set(flat_ref)
   largest = max(float(jnp.max(jnp.abs(g))) for g in flat_ref.values())
+  cancelled = _BN_CANCELLED.get(name)
   for path in flat:
-    _assert_rel(flat[path], flat_ref[path], what='/'.join(path),
+    what = '/'.join(path)
+    if cancelled is not None and cancelled.search(what):
+      _assert_rel(flat[path], flat_ref[path], 1e-3, what, scale=largest)
+      continue
+    _assert_rel(flat[path], flat_ref[path], what=what,
                 scale=largest if path[-1] == 'p' else None)
 
 

@@ -9,6 +9,7 @@ import optax
 import pytest
 import torch
 
+from gait_jax import experiment
 from gait_jax import optim
 
 STEPS = 50
@@ -37,8 +38,7 @@ def _loss_torch(params, x):
 
 def _run_jax(optim_cfg, schedule_cfg, total):
   init, x = _problem()
-  schedule = optim.make_schedule(optim_cfg, schedule_cfg, total)
-  tx = optim.make_optimizer(optim_cfg, schedule)
+  tx, schedule = experiment.optimizer_from(optim_cfg, schedule_cfg, total)
   params = jax.tree.map(jnp.asarray, init)
   state = tx.init(params)
   lrs = []
@@ -138,7 +138,82 @@ def test_cosine_warmup_matches_timm_rule_with_torch_sgd():
 
 
 def test_unknown_names_are_errors():
-  with pytest.raises(ValueError, match="'adamw'.*sgd"):
-    optim.make_optimizer(_cfg(name='adamw'), lambda c: 0.1)
+  with pytest.raises(ValueError, match="'lamb'.*sgd"):
+    optim.make_optimizer(_cfg(name='lamb'), lambda c: 0.1)
   with pytest.raises(ValueError, match="'step'.*multistep"):
     optim.make_schedule(_cfg(), dict(name='step'), 10)
+
+
+def _opengait_adjust_lr(opt, iteration, every, t_max, min_lr):
+  """OpenGait SwinGait's adjust_learning_rate (stateful, on the groups)."""
+  if iteration < t_max:
+    if iteration % every == 0:
+      alpha = 0.5 * (1.0 + math.cos(math.pi * iteration / t_max))
+      for g in opt.param_groups:
+        g['lr'] = max(g['initial_lr'] * alpha, min_lr)
+  elif iteration == t_max:
+    for g in opt.param_groups:
+      g['lr'] = min_lr
+
+
+def test_adamw_param_groups_and_stepped_cosine_match_pytorch():
+  base, wd, every, t_max, min_lr = 1e-2, 0.05, 10, 30, 5e-4
+  # bn_scale: no decay; fc_bin: lr x 0.1 (floored at min_lr on its own).
+  groups = ((r'^bn_scale$', 1.0, 0.0), (r'fc_bin', 0.1, None))
+  optim_cfg = _cfg(name='adamw', lr=base, weight_decay=wd,
+                   param_groups=groups)
+  sched_cfg = dict(name='stepped_cosine', step_every=every,
+                   total_steps=t_max, min_lr=min_lr)
+  got, lrs = _run_jax(optim_cfg, sched_cfg, STEPS)
+
+  def make_opt(params):
+    w, bn, fc = params
+    opt = torch.optim.AdamW([{'params': [w]},
+                             {'params': [bn], 'weight_decay': 0.0},
+                             {'params': [fc], 'lr': base * 0.1}],
+                            lr=base, weight_decay=wd)
+    for g in opt.param_groups:
+      g['initial_lr'] = g['lr']
+    return opt
+
+  def make_sched(opt):
+    _opengait_adjust_lr(opt, 0, every, t_max, min_lr)
+    return lambda t: _opengait_adjust_lr(opt, t + 1, every, t_max, min_lr)
+
+  want, want_lrs = _run_torch(make_opt, make_sched)
+  np.testing.assert_allclose(lrs, want_lrs, rtol=1e-6)
+  assert lrs[t_max - 1] > min_lr and lrs[t_max:].max() == pytest.approx(
+      min_lr)
+  assert len(set(lrs[:every].tolist())) == 1  # Held between updates.
+  for k in want:
+    np.testing.assert_allclose(got[k], want[k], rtol=2e-5, atol=2e-6,
+                               err_msg=k)
+
+
+def test_adamw_without_groups_is_optax_adamw():
+  got, _ = _run_jax(_cfg(name='adamw', lr=1e-2, weight_decay=0.1),
+                    dict(name='constant'), STEPS)
+  want, _ = _run_torch(
+      lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+      lambda opt: (lambda t: None))
+  for k in want:
+    np.testing.assert_allclose(got[k], want[k], rtol=2e-5, atol=2e-6)
+
+
+def test_param_group_errors_name_the_regex():
+  params = {'layer0': {'kernel': jnp.ones(2)}, 'FCs': {'fc_bin': jnp.ones(2)}}
+  groups = ((r'^FCs/', 0.1, None), (r'^transformer/', 1.0, 0.0))
+  tx, _ = experiment.optimizer_from(_cfg(param_groups=groups),
+                                    dict(name='constant'), 10)
+  with pytest.raises(ValueError,
+                     match=r"\[1\] '\^transformer/'.*layer0/kernel"):
+    tx.init(params)
+  # First match wins; unmatched parameters are in the default group.
+  labels = optim.param_group_labels(params, ((r'FCs', 2.0, None),
+                                             (r'FCs|layer0', 1.0, None)))
+  assert labels == {'layer0': {'kernel': '1'}, 'FCs': {'fc_bin': '0'}}
+  assert optim.param_group_labels(params, ((r'FCs', 2.0, None),)) == {
+      'layer0': {'kernel': 'default'}, 'FCs': {'fc_bin': '0'}}
+  with pytest.raises(ValueError, match=r'param_groups\[0\].*regex, lr_mult'):
+    experiment.optimizer_from(_cfg(param_groups=((r'FCs', 0.1),)),
+                              dict(name='constant'), 10)

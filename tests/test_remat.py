@@ -15,7 +15,14 @@ from gait_jax.models import remat as remat_lib
 
 # Models whose backbone is residual (BatchNorm in every block): remat must
 # shrink their compiled step's temporaries.
-RESNET_STYLE = ('gaitbase', 'deepgaitv2')
+RESNET_STYLE = ('gaitbase', 'deepgaitv2', 'trackletgait')
+# Models with gradient leaves that following train-mode BatchNorms (nearly)
+# cancel at these all-positive weights, so that their own scale is that of
+# rounding noise (TrackletGait: block BatchNorm biases at 6e-4 against a
+# largest gradient of 0.19; SwinGait: BNNeck biases at 2e-3, off by 10
+# float32 ulps after the recomputed attention and LayerNorms): errors are
+# measured against the largest one.
+LARGEST_SCALE = ('trackletgait', 'swingait')
 
 
 def _batch(n=4, s=8):
@@ -69,11 +76,14 @@ def _compiled_step(name, remat):
   return variables, compiled, compiled(*args)
 
 
-def _max_rel(a, b):
-  """Largest |a - b| / max|a| over the leaves of two trees."""
+def _max_rel(a, b, whole_tree=False):
+  """Largest |a - b| / max|a| over the leaves of two trees (max|a| over the
+  whole tree `a` if `whole_tree`)."""
+  top = max([float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(a)],
+            default=0.0)
   errs = jax.tree.map(
-      lambda x, y: float(jnp.max(jnp.abs(x - y)) /
-                         max(float(jnp.max(jnp.abs(x))), 1e-30)), a, b)
+      lambda x, y: float(jnp.max(jnp.abs(x - y)) / max(
+          top if whole_tree else float(jnp.max(jnp.abs(x))), 1e-30)), a, b)
   return max(jax.tree.leaves(errs), default=0.0)
 
 
@@ -86,7 +96,7 @@ def test_remat_keeps_params_and_step_and_saves_memory(name):
   shapes = lambda t: jax.tree.map(lambda x: (x.shape, x.dtype), t)
   assert shapes(v0) == shapes(v1)
   assert abs(float(loss1 - loss0)) <= 1e-6 * abs(float(loss0))
-  assert _max_rel(grads0, grads1) <= 1e-6
+  assert _max_rel(grads0, grads1, name in LARGEST_SCALE) <= 1e-6
   assert _max_rel(stats0, stats1) <= 1e-6
   temp0 = c0.memory_analysis().temp_size_in_bytes
   temp1 = c1.memory_analysis().temp_size_in_bytes

@@ -1,7 +1,7 @@
 """Frame samplers of the in-the-wild recipes: fixed_ordered with a skip, and
 unfixed_unordered with a frame-count range, padded and masked in the batch.
 
-The references are reference_wild.md §1.7 written out with NumPy, independently
+The references are OpenGait's collate_fn.py written out with NumPy, independently
 of ``gait_jax.data.sampling``; they consume the generator in the spec's order
 (window start, then the kept positions; frame count, then the frames), so with
 the same generator they must give exactly the same indices.
@@ -24,7 +24,7 @@ from gait_jax.data import transforms
 
 
 def _ref_fixed_ordered(rng, length, num, skip):
-  """§1.7 fixed_ordered: window W = F + k over the (tiled) index list."""
+  """OpenGait's fixed_ordered: window W = F + k over the (tiled) index list."""
   window = num + skip
   base = list(range(length))
   if length < window:
@@ -35,7 +35,7 @@ def _ref_fixed_ordered(rng, length, num, skip):
 
 
 def _ref_unfixed_unordered(rng, length, low, high):
-  """§1.7 unfixed_unordered: F ~ U{min..max}, then fixed_unordered."""
+  """OpenGait's unfixed_unordered: F ~ U{min..max}, then fixed_unordered."""
   num = int(rng.integers(low, high + 1))
   return rng.choice(np.arange(length), num, replace=length < num)
 

@@ -74,7 +74,9 @@ def test_converts_a_config_model_section(name, variant):
   np.testing.assert_allclose(
       energy(jax.tree.leaves(variables)),
       energy(v for k, v in state.items()
-             if not k.endswith('num_batches_tracked')), rtol=1e-6)
+             # Dropped: counters and Swin's constant position index.
+             if not k.endswith(('num_batches_tracked',
+                                'relative_position_index'))), rtol=1e-6)
 
 
 def test_classifier_keys_are_the_weights_sized_by_num_classes():

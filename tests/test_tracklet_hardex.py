@@ -1,4 +1,4 @@
-"""TrackletGait (reference_wild.md §4.1): Random Tracklet Sampling and the
+"""TrackletGait (arXiv 2508.02143 and its released code): Random Tracklet Sampling and the
 Hardness-Exclusion triplet.
 
 The references are the spec written out here (NumPy for the sampler, PyTorch

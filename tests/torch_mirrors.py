@@ -1,6 +1,6 @@
 """PyTorch mirrors of OpenGait's GaitSet, GaitPart, GaitGL, Baseline, GaitBase.
 
-Written from the layer specification (reference_opengait.md, sections 1-2):
+Written from OpenGait's layer definitions:
 same state-dict keys and shapes, same initialisation (Xavier-uniform convs,
 BatchNorm weight ~ N(1, 0.02), Xavier-uniform `fc_bin` with PyTorch's 3-D fan
 rule) and the same forward semantics, in OpenGait's `[n, c, s, h, w]` layout.

@@ -1,6 +1,6 @@
 """PyTorch mirror of OpenGait's DeepGaitV2 (all three modes).
 
-Written from reference_wild.md section 1 (network 1.1, state-dict keys 1.2,
+Written from OpenGait's deepgaitv2.py (network 1.1, state-dict keys 1.2,
 init 1.4): OpenGait's module tree and names (SetBlockWrapper's
 `forward_block`, `shortcut3d`, `sbn`, `downsample`, FCs, BNNecks), its
 `make_layer` (downsample only on a stage's first block, when it strides or

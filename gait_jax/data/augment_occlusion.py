@@ -1,6 +1,6 @@
 """RG-Gait's consistent half-patch occlusion (training and evaluation).
 
-RG-Gait (reference_wild.md §4.3) trains with
+RG-Gait (arXiv 2507.10978) trains with
 ``ConsistentHalfPatchTwoTypesResized(prob, portion_range=[0.1, 0.6])`` inside
 its ``Occlusion`` wrapper, the last op of its Compose. Semantics, per
 sequence (`half_patch`):

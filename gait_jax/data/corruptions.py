@@ -1,6 +1,6 @@
 """Silhouette-level corruptions for robustness evaluation (RobustGait-style).
 
-RobustGait (reference_wild.md §4.2) corrupts the RGB video *before*
+RobustGait (arXiv 2511.13065) corrupts the RGB video *before*
 segmentation. Here corruptions act on the silhouettes themselves: the two
 temporal ones (``freeze``, ``sampling``) are RobustGait's ops exactly (they
 never look at pixels); the others are this project's silhouette-level

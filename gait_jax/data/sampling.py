@@ -189,7 +189,7 @@ def check_tracklets(num_frames, lengths=TRACKLET_LENGTHS,
 def sample_tracklets(rng: np.random.Generator, length: int, num_frames: int,
                      lengths=TRACKLET_LENGTHS,
                      probs=TRACKLET_PROBS) -> np.ndarray:
-  """TrackletGait's Random Tracklet Sampling (reference_wild.md §4.1).
+  """TrackletGait's Random Tracklet Sampling (arXiv 2508.02143 and its released code).
 
   Draws one tracklet length L (index into ``lengths`` with ``probs``), then
   ``num_frames // L`` tracklets of L consecutive frames each: if the index

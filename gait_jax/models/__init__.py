@@ -31,6 +31,8 @@ from gait_jax.models import gaitpart
 from gait_jax.models import gaitset
 from gait_jax.models import ops as ops_lib
 from gait_jax.models import remat as remat_lib
+from gait_jax.models import swingait
+from gait_jax.models import trackletgait
 
 remat_compiler_options = remat_lib.compiler_options
 
@@ -41,6 +43,8 @@ _REGISTRY: dict[str, tuple[type[nn.Module], dict[str, dict[str, Any]]]] = {
     'baseline': (baseline.Baseline, baseline.BASELINE_VARIANTS),
     'gaitbase': (baseline.GaitBase, baseline.GAITBASE_VARIANTS),
     'deepgaitv2': (deepgaitv2.DeepGaitV2, deepgaitv2.VARIANTS),
+    'swingait': (swingait.SwinGait, swingait.VARIANTS),
+    'trackletgait': (trackletgait.TrackletGait, trackletgait.VARIANTS),
 }
 
 # Names of the dataclass fields that are Flax plumbing, not configuration.

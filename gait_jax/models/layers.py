@@ -361,3 +361,24 @@ class SeparateBNNecks(nn.Module):
     logits = jnp.einsum('npc,pck->npk', feat.astype(self.dtype),
                         w.astype(self.dtype))
     return feat, logits
+
+
+def trunc_normal_init(std: float = 0.02, bound: float = 2.0):
+  """timm's `trunc_normal_(std=std)`: N(0, std) cut at +-`bound` (absolute)."""
+
+  def init(key, shape, dtype=jnp.float32):
+    return std * jax.random.truncated_normal(key, -bound / std, bound / std,
+                                             shape, dtype)
+  return init
+
+
+def drop_path(module: nn.Module, x: Array, rate: float,
+              train: bool) -> Array:
+  """Stochastic depth: zero a sample's residual branch with probability
+  `rate`, scale the kept ones by 1 / (1 - rate). Only in training, and only
+  when the apply call has a 'dropout' rng (the train step passes one)."""
+  if not train or rate == 0.0 or not module.has_rng('dropout'):
+    return x
+  keep = jax.random.bernoulli(module.make_rng('dropout'), 1.0 - rate,
+                              (x.shape[0],) + (1,) * (x.ndim - 1))
+  return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))

@@ -14,6 +14,11 @@ leaf:
                              -> layerL.forward_block....; in 'p3d' mode
                                 layerL/{i}/conv{1,2}/... ->
                                 layerL.{i}.conv{1,2}.forward_block....
+  TrackletGait: every module path as is (its Flax names are the
+                                released keys, `gait_jax.models.trackletgait`)
+  SwinGait: layer0-2 as DeepGaitV2 'p3d'; transformer/... as is (its Flax
+                                names are OpenGait's keys, `gait_jax.models.
+                                swin3d`)
   TFA/{conv}/{i}/kernel [P, k, I, O]
                              -> TFA.pooling_func.{conv}.{p}.{i}.conv.weight
                                 [O, I, k], one per part p (GaitPart's
@@ -23,7 +28,8 @@ leaf:
   batch_stats .../mean, .../var -> .../running_mean, .../running_var
   params .../fc_bin, .../p      -> unchanged
 
-BatchNorm's `num_batches_tracked` entries are accepted and dropped. The
+BatchNorm's `num_batches_tracked` entries and Swin attention's
+`relative_position_index` buffers are accepted and dropped. The
 BNNeck's `bn1d` vectors are reordered from OpenGait's channel-major index
 `c * P + p` (or, for checkpoints written before mid-2022, part-major
 `p * C + c`) to the part-major order used here.
@@ -49,11 +55,17 @@ LAYOUTS = ('channel_major', 'part_major')
 # The classifier weight `[parts, channels, classes]` of each model that has
 # one; GaitSet and GaitPart have none.
 CLASSIFIER_KEYS = {'gaitgl': 'Head1.fc_bin', 'baseline': 'BNNecks.fc_bin',
-                   'gaitbase': 'BNNecks.fc_bin', 'deepgaitv2': 'BNNecks.fc_bin'}
+                   'gaitbase': 'BNNecks.fc_bin', 'deepgaitv2': 'BNNecks.fc_bin',
+                   'trackletgait': 'BNNecks.fc_bin',
+                   'swingait': 'BNNecks.fc_bin'}
 
 _BN_STATS = {'mean': 'running_mean', 'var': 'running_var'}
 _PART_CONVS = frozenset({'conv1d3x1', 'conv1d3x3'})
 _NUM_BATCHES = 'num_batches_tracked'
+# Swin attention's constant buffer next to each bias table (dropped; the
+# model derives it from the window).
+_BIAS_TABLE, _BIAS_INDEX = ('relative_position_bias_table',
+                            'relative_position_index')
 
 
 class CheckpointMismatchError(ValueError):
@@ -213,6 +225,8 @@ def _torch_shape(leaf: str, shape: Shape) -> Shape:
 def _key_options(model_name: str,
                  model_config: Mapping[str, Any]) -> dict[str, Any]:
   """Keyword arguments of `_module_key` for a model (DeepGaitV2's mode)."""
+  if model_name == 'swingait':  # DeepGaitV2's P3D stem.
+    return dict(set_block_stages=frozenset({'layer0', 'layer1'}), p3d=True)
   if model_name != 'deepgaitv2':
     return {}
   mode = models.get_model(model_name, **model_config).mode
@@ -265,6 +279,10 @@ def opengait_state_dict_shapes(model_name: str,
     shapes[key] = entry.shape
     if key.endswith('.running_mean'):
       shapes[key[:-len('running_mean')] + _NUM_BATCHES] = ()
+    if key.endswith('.' + _BIAS_TABLE):
+      tokens = int(np.prod(models.get_model(model_name,
+                                            **model_config).window))
+      shapes[key[:-len(_BIAS_TABLE)] + _BIAS_INDEX] = (tokens, tokens)
   return shapes
 
 
@@ -327,7 +345,9 @@ def load_opengait_checkpoint(
     shape, entry = _shape(value), entries.get(key)
     if entry is None:
       bn = key[:-len(_NUM_BATCHES)] + 'running_mean'
-      if not (key.endswith('.' + _NUM_BATCHES) and bn in entries):
+      table = key[:-len(_BIAS_INDEX)] + _BIAS_TABLE
+      if not ((key.endswith('.' + _NUM_BATCHES) and bn in entries) or
+              (key.endswith('.' + _BIAS_INDEX) and table in entries)):
         unexpected.append(f'{key} {shape}')
     elif shape != entry.shape:
       mismatched.append(

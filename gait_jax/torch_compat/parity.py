@@ -44,7 +44,9 @@ def _diff(ours: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 def parity_report(torch_module: Any, model_name: str,
                   model_config: Mapping[str, Any], *, batch: int = 2,
                   frames: int = 8, seed: int = 0, train: bool = False,
-                  bnneck_layout: str = 'channel_major') -> dict[str, Any]:
+                  bnneck_layout: str = 'channel_major',
+                  frame_shape: tuple[int, int] = transforms.FRAME_SHAPE
+                  ) -> dict[str, Any]:
   """Runs an OpenGait model and its converted Flax twin on the same input.
 
   The PyTorch module must follow OpenGait's `BaseModel.forward` interface:
@@ -65,6 +67,7 @@ def parity_report(torch_module: Any, model_name: str,
     seed: seed of the deterministic input.
     train: compare in training mode (batch statistics).
     bnneck_layout: see `convert.load_opengait_checkpoint`.
+    frame_shape: (height, width) of the input frames (SwinGait: 64x64).
 
   Returns:
     Dict with, per compared output ('embeddings', 'logits', 'batch_stats'),
@@ -77,7 +80,7 @@ def parity_report(torch_module: Any, model_name: str,
   config = convert.resolve_model_config(state, model_name, model_config)
   variables = convert.load_opengait_checkpoint(state, model_name, config,
                                                bnneck_layout)
-  sils = deterministic_silhouettes(batch, frames, seed)
+  sils = deterministic_silhouettes(batch, frames, seed, *frame_shape)
 
   def run_torch(x):
     inputs = ([torch.from_numpy(x)], torch.zeros(x.shape[0], dtype=torch.long),
