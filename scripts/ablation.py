@@ -50,7 +50,8 @@ from gait_jax import train
 
 _DATASET = flags.DEFINE_enum('dataset', 'casia_b', ('casia_b', 'wild'),
                              'Which synthetic set (and protocol).')
-_MODELS = flags.DEFINE_list('models', ['gaitset', 'gaitgl'], 'Models.')
+_MODELS = flags.DEFINE_list(
+    'models', None, 'Models (default gaitset,gaitgl; deepgaitv2 for wild).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per setting.')
 _STEPS = flags.DEFINE_integer('steps', 150, 'Training steps per run.')
 _LAMBDAS = flags.DEFINE_list('lambdas', ['0.03', '0.1', '0.3'],
@@ -65,7 +66,9 @@ _DATA_DIR = flags.DEFINE_string(
 _ROOT = flags.DEFINE_string(
     'root', None, 'Run directories (default workdirs/ablation, '
     'workdirs/ablation_wild).')
-_OUT = flags.DEFINE_string('out', 'docs/ablation.md', 'Markdown output.')
+_OUT = flags.DEFINE_string(
+    'out', None, 'Markdown output (default docs/ablation.md, '
+    'docs/ablation_wild.md).')
 _SETTINGS = flags.DEFINE_list(
     'settings', None, 'Train only these rows (names as in the table, e.g. '
     '"triplet"); default: all. The table always lists every row.')
@@ -75,7 +78,13 @@ _REPORT_ONLY = flags.DEFINE_bool(
 
 METRICS = {'casia_b': ('NM', 'BG', 'CL'), 'wild': ('rank-1', 'mAP')}
 DEFAULT_DATA_DIR = {'casia_b': 'data/ablation', 'wild': 'data'}
+DEFAULT_OUT = {'casia_b': 'docs/ablation.md', 'wild': 'docs/ablation_wild.md'}
+DEFAULT_MODELS = {'casia_b': ['gaitset', 'gaitgl'], 'wild': ['deepgaitv2']}
 DEFAULT_ROOT = {'casia_b': 'workdirs/ablation', 'wild': 'workdirs/ablation_wild'}
+
+
+def models() -> list[str]:
+  return _MODELS.value or DEFAULT_MODELS[_DATASET.value]
 
 
 def metrics() -> tuple[str, ...]:
@@ -195,7 +204,7 @@ def _kept_reading(path: str) -> list[str]:
 
 
 def _command() -> str:
-  args = [f'--models={",".join(_MODELS.value)}',
+  args = [f'--models={",".join(models())}',
           f'--seeds={",".join(_SEEDS.value)}', f'--steps={_STEPS.value}',
           f'--lambdas={",".join(_LAMBDAS.value)}']
   if _DATASET.value == 'wild':
@@ -259,12 +268,13 @@ def write_markdown(results: dict, path: str) -> None:
 def main(argv):
   del argv
   results = {}
-  for model in _MODELS.value:
+  for model in models():
     for name, preset, overrides in settings():
       results[(model, name)] = [
           run_one(model, name, preset, overrides, int(seed))
           for seed in _SEEDS.value]
-      write_markdown(results, _OUT.value)  # Partial tables as runs finish.
+      # Partial tables as runs finish.
+      write_markdown(results, _OUT.value or DEFAULT_OUT[_DATASET.value])
 
 
 if __name__ == '__main__':
