@@ -37,12 +37,8 @@ random 34-frame window (``fixed_ordered``, skip 4); DeepGaitV2's augmentation
 step and device); test batch 4, first 720 frames. Stem layers [1, 4]
 (channels 64, 128), Swin depths [4, 2], heads [16, 32], window 3×3×5.
 
-Frames: OpenGait feeds SwinGait uncut 64×64 frames (``BaseSilTransform``).
-This pipeline cuts every frame to 64×44 (``gait_jax.data.transforms``; no
-data option keeps the full width), so this config trains and evaluates on
-64×44 frames; the model resizes each frame's features to 30×20 before the
-transformer, so the network and its parameters are the same, but the input
-differs from OpenGait's (the rotation also runs on the cut frames).
+Frames: uncut 64×64, as OpenGait feeds SwinGait (``BaseSilTransform``):
+``data.cut_width = False``; the augmentations run on the whole frames.
 
 Reference (OpenGait model zoo, ``docs/1.model_zoo.md``): rank-1 75.0 on the
 Gait3D protocol (``gait3d``: rank-1/5/10, mAP, mINP).
@@ -79,6 +75,7 @@ def get_config(arg: str = ''):
       ce=dict(weight=1.0, scale=16.0, label_smoothing=0.1),
       augment=common.WILD_AUGMENT,
       eval_batch_size=4, frame_limit=720)
+  c.data.cut_width = False
   if not common.parse_arg(arg).smoke:
     c.train.init_from = DEEPGAITV2_WORKDIR
   return c

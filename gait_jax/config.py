@@ -88,6 +88,9 @@ def base_config() -> ml_collections.ConfigDict:
       'erase_area': (0.05, 0.2),  # Erased fraction of H·W: U(sl, sh).
       'erase_ratio': 0.3,  # Aspect ratio h/w: U(r1, 1/r1).
       'occlusion_prob': 0.0})  # RG-Gait half patch, last (augment_occlusion).
+  # Cut 64×64 frames to 64×44 (OpenGait's BaseSilCuttingTransform) or keep
+  # them whole (BaseSilTransform: SwinGait's recipe).
+  c.data.cut_width = True
   c.data.workers = 0  # grain worker processes; 0 loads in threads.
   c.data.prefetch = 2
 

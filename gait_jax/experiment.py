@@ -125,12 +125,18 @@ def optimizer_from(optim_cfg, schedule_cfg, total_steps: int
   return optim.make_optimizer(optim_cfg, schedule, group_schedule), schedule
 
 
+def input_shape(config) -> tuple[int, int]:
+  """(H, W) of the model's input frames under ``config.data.cut_width``."""
+  return transforms.frame_shape(
+      transforms.check_cut(config.data.get('cut_width', True)))
+
+
 def init_state(config, model, tx: optax.GradientTransformation,
                mesh: jax.sharding.Mesh) -> train_step.TrainState:
   """Initial parameters from ``config.seed``, replicated on ``mesh``."""
 
   def init(rng):
-    sils = jnp.zeros((2, config.data.num_frames) + transforms.FRAME_SHAPE,
+    sils = jnp.zeros((2, config.data.num_frames) + input_shape(config),
                      jnp.float32)  # [n, s, h, w]
     variables = model.init(rng, sils, mask=None, train=False)
     params = variables['params']
@@ -148,7 +154,7 @@ def abstract_batch(config, mesh: jax.sharding.Mesh) -> dict[str, Any]:
   batch, s = config.data.p * config.data.k, config.data.num_frames
   sharded = parallel.batch_sharded(mesh)
   return {
-      'sils': jax.ShapeDtypeStruct((batch, s) + transforms.FRAME_SHAPE,
+      'sils': jax.ShapeDtypeStruct((batch, s) + input_shape(config),
                                    jnp.uint8, sharding=sharded),
       'labels': jax.ShapeDtypeStruct((batch,), jnp.int32, sharding=sharded),
       'mask': jax.ShapeDtypeStruct((batch, s), jnp.bool_, sharding=sharded),

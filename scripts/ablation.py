@@ -121,7 +121,10 @@ def run_config(model: str, preset: str, overrides: dict, seed: int):
     config.data.synthetic.views = tuple(_VIEWS.value)
   config.data.data_dir = _DATA_DIR.value or DEFAULT_DATA_DIR[_DATASET.value]
   config.model.name = model
-  config.loss = losses.get_loss_config(preset, **overrides)
+  # The config's CE section (the wild recipe trains triplet + CE) is kept;
+  # the rows differ only in the metric-learning terms.
+  config.loss = losses.get_loss_config(
+      preset, **{'ce': config.loss.ce.to_dict(), **overrides})
   config.seed = seed
   config.train.num_steps = _STEPS.value
   config.schedule.milestones = (int(_STEPS.value * 0.8),)
@@ -137,7 +140,11 @@ def run_one(model, name, preset, overrides, seed) -> dict:
   report = os.path.join(workdir, 'eval_latest.json')
   if os.path.exists(report):
     with open(report) as f:
-      return json.load(f)['summary']
+      done = json.load(f)
+    if done['step'] != _STEPS.value:
+      sys.exit(f'{report} was evaluated at step {done["step"]}, not '
+               f'--steps={_STEPS.value}: pass another --root.')
+    return done['summary']
   if _REPORT_ONLY.value or (_SETTINGS.value is not None
                             and name not in _SETTINGS.value):
     return None

@@ -255,6 +255,7 @@ def test_swingait_recipe():
           (1.0, 0.0),
       r'^(layer[0-4]|FCs|BNNecks)/': (0.1, None)}
   assert c.train.init_from and not c.train.init_from_strict
+  assert c.data.cut_width is False  # BaseSilTransform: 64×64 frames.
   _, smoke = load('swingait_gait3d', 'smoke')
   assert smoke.train.init_from == ''
   assert 0 < smoke.schedule.total_steps < smoke.train.num_steps

@@ -240,7 +240,7 @@ def _ref_draws(rng, prob, lo=0.1, hi=0.6):
 
 def test_half_patch_matches_reference_given_the_draws():
   seen = set()
-  op = occlusion.ConsistentHalfPatch(prob=0.6)
+  op = occlusion.Occlusion(prob=0.6)
   for seed in range(24):
     f = _walker(seed, length=70 if seed == 0 else 12, width=44 + seed % 21)
     draws = _ref_draws(np.random.default_rng(seed), 0.6)
@@ -265,13 +265,13 @@ def test_half_patch_as_augmentation_and_corruption():
   c.lock()
   c.data.augment.occlusion_prob = 1.0
   aug = augment.from_config(c.data.augment)
-  assert aug.ops == (occlusion.ConsistentHalfPatch(1.0, (0.1, 0.6)),)
+  assert aug.ops == (occlusion.Occlusion(1.0, (0.1, 0.6)),)
   streams = [op.stream for op in augment.AUGMENTATIONS.values()]
   assert len(set(streams)) == len(streams)
   assert list(augment.AUGMENTATIONS)[-1] == 'occlusion'  # Last, post-cut.
   f = SEQS[3]
   want = occlusion.random_half_patch(
-      f, sampling.augment_rng(5, 2, 3, occlusion.ConsistentHalfPatch.stream),
+      f, sampling.augment_rng(5, 2, 3, occlusion.Occlusion.stream),
       1.0)
   np.testing.assert_array_equal(aug(f, 5, 2, 3), want)
   np.testing.assert_array_equal(aug.pre_cut(f, 5, 2, 3), f)

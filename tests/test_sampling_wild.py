@@ -8,6 +8,7 @@ the same generator they must give exactly the same indices.
 """
 
 import collections
+import dataclasses
 import math
 
 import numpy as np
@@ -177,6 +178,16 @@ class _FakeSource:
   def frames_many(self, indices):
     return [self.sequences[i] for i in indices]
 
+  def frames(self, index):
+    return self.sequences[index]
+
+  def __len__(self):
+    return len(self.sequences)
+
+  @property
+  def lengths(self):
+    return np.array([len(s) for s in self.sequences])
+
 
 def _loader(source, seed=3, frames_range=(4, 9), **kw):
   sampler = sampling.PKSampler(source.subject_indices, 4, 2, seed=seed,
@@ -311,3 +322,40 @@ def test_build_unfixed_range_and_smoke():
   sampler = sampling.PKSampler(source.subject_indices, 4, 2, seed=0)
   for cfg in (c, smoke):
     pipeline.TrainBatchLoader.from_config(cfg.data, source, sampler)
+
+
+def test_uncut_frames_when_cut_width_is_off():
+  """``data.cut_width=False`` (BaseSilTransform): whole 64×64 frames in
+  training and evaluation batches; the model input shape follows."""
+  from gait_jax import experiment  # pylint: disable=g-import-not-at-top
+  source = _FakeSource()
+  sampler = sampling.PKSampler(source.subject_indices, 4, 2, seed=0)
+  c = config_lib.base_config()
+  c.lock()
+  c.data.frame_sampler = 'fixed_ordered'
+  c.data.num_frames = 5
+  c.data.cut_width = False
+  loader = pipeline.TrainBatchLoader.from_config(c.data, source, sampler)
+  cut = dataclasses.replace(loader, cut=True)
+  whole, part = loader(2), cut(2)
+  assert whole['sils'].shape == (8, 5, 64, 64)
+  assert part['sils'].shape == (8, 5, 64, 44)
+  np.testing.assert_array_equal(transforms.cut_width(whole['sils']),
+                                part['sils'])
+  assert experiment.input_shape(c) == (64, 64)
+  assert experiment.input_shape(config_lib.base_config()) == (64, 44)
+  for cut_flag, width in ((False, 64), (True, 44)):
+    batches = list(pipeline.eval_batches(source, batch_size=4, buckets=(16,),
+                                         cut=cut_flag))
+    assert {b.sils.shape[-1] for b in batches} == {width}
+    for b in batches:
+      for row, i in enumerate(b.indices):
+        if i >= 0:
+          seq = source.sequences[i]
+          want = seq if not cut_flag else transforms.cut_width(seq)
+          np.testing.assert_array_equal(b.sils[row, :len(seq)], want)
+  # ml_collections keeps the key a bool; other callers are checked.
+  with pytest.raises(ValueError, match="data.cut_width='no'"):
+    dataclasses.replace(loader, cut='no')
+  with pytest.raises(ValueError, match='data.cut_width=1'):
+    transforms.check_cut(1)

@@ -309,7 +309,7 @@ class RandomErase:
 # the cut comes after the `before_cut` ones).
 AUGMENTATIONS = {op.name: op for op in (
     geometric.RandomPerspective, geometric.RandomHorizontalFlip, RandomRotate,
-    RandomErase, occlusion.ConsistentHalfPatch)}
+    RandomErase, occlusion.Occlusion)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,4 +396,5 @@ def from_config(config: Mapping[str, Any]) -> Augment:
                        f'{", ".join(f"{name}_{f}" for f in fields)}.')
     params[name][field] = value
   ops = [get_augmentation(name, **kw) for name, kw in params.items()]
-  return Augment(ops=tuple(op for op in ops if op.prob > 0))
+  return Augment(ops=tuple(op for op in ops
+                           if getattr(op, 'enabled', op.prob > 0)))

@@ -52,6 +52,7 @@ class TrainBatchLoader:
     tracklet_lengths: tracklet lengths of ``tracklet`` (each divides
       ``num_frames``).
     tracklet_probs: their probabilities.
+    cut: cut the frames' width (``config.data.cut_width``).
   """
   source: GaitSource
   sampler: sampling.PKSampler
@@ -64,8 +65,10 @@ class TrainBatchLoader:
   frames_range: tuple[int, int] | None = None
   tracklet_lengths: tuple[int, ...] = sampling.TRACKLET_LENGTHS
   tracklet_probs: tuple[float, ...] = sampling.TRACKLET_PROBS
+  cut: bool = True
 
   def __post_init__(self):
+    transforms.check_cut(self.cut)
     if self.frame_sampler not in sampling.TRAIN_SAMPLERS:
       raise ValueError(
           f'data.frame_sampler={self.frame_sampler!r} cannot build training '
@@ -109,7 +112,8 @@ class TrainBatchLoader:
                tracklet_lengths=tuple(data_config.get(
                    'tracklet_lengths', sampling.TRACKLET_LENGTHS)),
                tracklet_probs=tuple(data_config.get(
-                   'tracklet_probs', sampling.TRACKLET_PROBS)))
+                   'tracklet_probs', sampling.TRACKLET_PROBS)),
+               cut=data_config.get('cut_width', True))
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
     batch = self.sampler(step)
@@ -118,8 +122,9 @@ class TrainBatchLoader:
     indices = batch.indices[part]
     sequences = self.source.frames_many(indices)
     height, width = sequences[0].shape[1:]
-    cut = transforms.cut_width(np.zeros((1, width), np.uint8)).shape[-1]
-    sils = np.zeros((len(indices), self.num_frames, height, cut), np.uint8)
+    width = transforms.model_frames(np.zeros((1, width), np.uint8),
+                                    self.cut).shape[-1]
+    sils = np.zeros((len(indices), self.num_frames, height, width), np.uint8)
     mask = np.zeros(sils.shape[:2], bool)  # [b, S]
     seed = self.sampler.seed
     for row, frames in enumerate(sequences):
@@ -133,14 +138,14 @@ class TrainBatchLoader:
       seq = frames[chosen]  # [F, 64, 64]
       if self.augment:
         seq = self.augment.pre_cut(seq, seed, step, position)
-      seq = transforms.cut_width(seq)  # [F, 64, 44]
+      seq = transforms.model_frames(seq, self.cut)  # [F, 64, 44 or 64]
       if self.augment:
         seq = self.augment(seq, seed, step, position)
       sils[row, :len(seq)] = seq  # Zero frames after F (unfixed_unordered).
       mask[row, :len(seq)] = True
     return {
         'step': np.int64(step),
-        'sils': sils,  # uint8 [b, S, 64, 44]
+        'sils': sils,  # uint8 [b, S, 64, 44 or 64]
         'labels': batch.labels[part],  # int32 [b]
         'mask': mask,  # bool [b, S], False on padding frames
     }
@@ -227,10 +232,11 @@ def _limited(lengths: np.ndarray, frame_limit: int | None) -> np.ndarray:
   return np.minimum(lengths, frame_limit) if frame_limit else lengths
 
 
-def eval_frame_shape(source: GaitSource) -> tuple[int, int]:
-  """(H, W) of the model's input frames (after the width cut)."""
+def eval_frame_shape(source: GaitSource, cut: bool = True
+                     ) -> tuple[int, int]:
+  """(H, W) of the model's input frames (after the width cut if ``cut``)."""
   frames = source.frames(0)
-  return tuple(transforms.cut_width(frames[:1]).shape[1:])
+  return tuple(transforms.model_frames(frames[:1], cut).shape[1:])
 
 
 def eval_mask(source: GaitSource, indices: np.ndarray, length: int,
@@ -247,23 +253,25 @@ def eval_mask(source: GaitSource, indices: np.ndarray, length: int,
 
 def eval_frames(source: GaitSource, indices: np.ndarray, length: int,
                 frame_shape: tuple[int, int],
-                frame_limit: int | None = None) -> np.ndarray:
+                frame_limit: int | None = None,
+                cut: bool = True) -> np.ndarray:
   """uint8 [len(indices), length, H, W] frames of some rows of a batch,
   zero after each sequence's end and on filler rows (index -1); only the
-  real rows are read."""
+  real rows are read; the width is cut if ``cut``."""
   sils = np.zeros((len(indices), length) + tuple(frame_shape), np.uint8)
   rows = np.flatnonzero(indices >= 0)
   if rows.size:
     for row, seq in zip(rows, source.frames_many(indices[rows])):
       seq = seq[:frame_limit] if frame_limit else seq
-      sils[row, :len(seq)] = transforms.cut_width(seq)
+      sils[row, :len(seq)] = transforms.model_frames(seq, cut)
   return sils
 
 
 def eval_batches(source: GaitSource, *, batch_size: int,
                  buckets: Sequence[int] = (32, 64, 128, 256),
                  frame_limit: int | None = None,
-                 multiple_of: int = 1) -> Iterator[EvalBatch]:
+                 multiple_of: int = 1,
+                 cut: bool = True) -> Iterator[EvalBatch]:
   """Length-bucketed, padded, masked batches covering every test sequence once.
 
   Args:
@@ -273,15 +281,16 @@ def eval_batches(source: GaitSource, *, batch_size: int,
     frame_limit: keep only the first ``frame_limit`` frames (OpenGait's
       ``frames_all_limit``), or None for all.
     multiple_of: batch rows are a multiple of this (the device count).
+    cut: cut the frames' width (``config.data.cut_width``).
 
   Yields:
     ``EvalBatch`` objects; filler rows have index -1 and one zero frame.
   """
-  shape = eval_frame_shape(source) if len(source) else (0, 0)
+  shape = eval_frame_shape(source, cut) if len(source) else (0, 0)
   for indices, length in eval_plan(source, batch_size=batch_size,
                                    buckets=buckets, frame_limit=frame_limit,
                                    multiple_of=multiple_of):
     yield EvalBatch(
         indices=indices,
-        sils=eval_frames(source, indices, length, shape, frame_limit),
+        sils=eval_frames(source, indices, length, shape, frame_limit, cut),
         mask=eval_mask(source, indices, length, frame_limit))

@@ -19,6 +19,7 @@ import numpy as np
 from absl import logging
 
 from gait_jax import experiment
+from gait_jax.data import transforms
 from gait_jax.data.source import GaitSource
 from gait_jax.evaluation import extract
 from gait_jax.evaluation import plots
@@ -81,6 +82,7 @@ class Evaluator:
     self.backend = retrieval.check_backend(config.eval.distance_backend)
     self._dtype = experiment.compute_dtype(config)
     self._embed = extract.make_embed_fn(model, mesh, self._dtype)
+    self._cut = transforms.check_cut(config.data.get('cut_width', True))
 
   def embed(self, variables: Any, source: Any = None) -> np.ndarray:
     """float32 [N, parts, c] embeddings of the test split, or of ``source``
@@ -92,7 +94,8 @@ class Evaluator:
         self._mesh,
         batch_size=cfg.batch_size, buckets=tuple(cfg.buckets),
         frame_limit=cfg.frame_limit or None, dtype=self._dtype,
-        embed=self._embed)
+        embed=self._embed,
+        cut=self._cut)
 
   def score(self, embeddings: np.ndarray) -> protocols.ProtocolResult:
     """The protocol result of [N, parts, c] test embeddings."""

@@ -56,7 +56,8 @@ def extract_embeddings(model: Any, variables: Any, source: GaitSource,
                        mesh: jax.sharding.Mesh, *, batch_size: int = 16,
                        buckets: tuple[int, ...] = (32, 64, 128, 256),
                        frame_limit: int | None = None, dtype: Any = jnp.float32,
-                       embed: EmbedFn | None = None) -> np.ndarray:
+                       embed: EmbedFn | None = None,
+                       cut: bool = True) -> np.ndarray:
   """Embeddings of every sequence of ``source``, in record order.
 
   Args:
@@ -70,6 +71,7 @@ def extract_embeddings(model: Any, variables: Any, source: GaitSource,
     dtype: compute dtype of the input.
     embed: ``make_embed_fn(model, mesh, dtype)`` built once by a caller that
       evaluates repeatedly (its compilations are kept); None: built here.
+    cut: cut the frames' width (``config.data.cut_width``).
 
   Returns:
     float32 [N, parts, channels].
@@ -83,7 +85,7 @@ def extract_embeddings(model: Any, variables: Any, source: GaitSource,
   if not len(source):
     raise ValueError(f'{source.dataset_dir} split {source.split!r} holds no '
                      'sequences to embed')
-  shape = pipeline.eval_frame_shape(source)
+  shape = pipeline.eval_frame_shape(source, cut)
   read = 0
   bar = tqdm(total=len(source), desc='embed', unit='seq', mininterval=2.0,
              disable=jax.process_index() != 0)
@@ -95,7 +97,7 @@ def extract_embeddings(model: Any, variables: Any, source: GaitSource,
     sils = jax.make_array_from_callback(
         (len(indices), length) + shape, sharding,
         lambda i, n=length: pipeline.eval_frames(
-            source, rows(i), n, shape, frame_limit))
+            source, rows(i), n, shape, frame_limit, cut))
     mask = jax.make_array_from_callback(
         (len(indices), length), sharding,
         lambda i, n=length: pipeline.eval_mask(

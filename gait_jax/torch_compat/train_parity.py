@@ -94,8 +94,9 @@ def _rel(ours: float, ref: float) -> float:
 
 def _output_shapes(model, variables, config) -> dict[str, tuple[int, int]]:
   """(parts, channels) of the Flax model's embeddings and logits."""
-  sils = jax.ShapeDtypeStruct((2, config.data.num_frames, 64, 44),
-                              np.float32)
+  sils = jax.ShapeDtypeStruct(
+      (2, config.data.num_frames) + experiment.input_shape(config),
+      np.float32)
   out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False),
                        variables, sils)
   shapes = {'embeddings': tuple(out['embeddings'].shape[1:])}
