@@ -62,7 +62,7 @@ def get_config(arg: str = ''):
   # Nuisances at half their default strength (occlusion, frame-border
   # cuts, segmentation noise, turning paths, camera distance).
   # Identities twice as far apart as the renderer's default, so that the
-  # 600-step tiny model lands between chance and saturation (rank-1 50 %).
+  # 450-step tiny model lands between chance and saturation.
   c.data.synthetic_wild.identity_spread = 2.0
   c.data.synthetic_wild.wild.update(dict(
       occlusion=0.5, border=0.5, seg_noise=0.5, view_change=0.5,
@@ -84,11 +84,11 @@ def get_config(arg: str = ''):
   c.optim.lr = 1e-3
   c.optim.weight_decay = 0.0
   c.schedule.name = 'multistep'
-  c.schedule.milestones = (450,)
+  c.schedule.milestones = (340,)
 
-  c.train.num_steps = 600
-  c.train.log_every = 100
-  c.train.ckpt_every = 300
+  c.train.num_steps = 450
+  c.train.log_every = 50
+  c.train.ckpt_every = 150
   c.eval.batch_size = 32
   c.eval.buckets = (32, 64, 160)
   return c

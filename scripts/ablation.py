@@ -227,8 +227,9 @@ HEADERS = {
                 'identical views, mean ± sample std over the seeds that ran '
                 '(runs column); chance level 6.25 %).'),
     'wild': ('# GIL ablation on the in-the-wild synthetic dataset',
-             '(configs/synthetic_wild.py with the loss replaced and the '
-             'steps shortened, the lr milestone at 80 %; DeepGaitV2-tiny, '
+             '(configs/synthetic_wild.py with the metric-learning terms '
+             'replaced (its CE term kept) and the steps shortened, the lr '
+             'milestone at 80 %; DeepGaitV2-tiny, '
              'Gait3D protocol: rank-1 % and mAP % of 40 probes against the '
              'other test sequences, mean ± sample std over the seeds that '
              'ran (runs column); chance level of rank-1 2.5 %).'),

@@ -33,7 +33,7 @@ def test_presets():
 
   gil = losses.get_loss_config('gil')
   assert gil.triplet.pair_weight and gil.triplet.margin_mode == 'fixed'
-  assert gil.uniformity.to_dict() == dict(weight=0.03, t=2.0, over='centers')
+  assert gil.uniformity.to_dict() == dict(weight=0.01, t=2.0, over='centers')
   assert gil.pair_softmax.to_dict() == dict(weight=0.0, temperature=0.1)
   assert tuple(losses.PRESETS) == ('triplet', 'gil_rc', 'gil')
 
@@ -43,7 +43,7 @@ def test_overrides_merge_and_keep_types():
                                               label_smoothing=0.0))
   assert cfg.ce.to_dict() == dict(weight=1.0, scale=1.0, label_smoothing=0.0)
   assert isinstance(cfg.ce.weight, float)
-  assert cfg.uniformity.weight == 0.03  # Untouched sections keep the preset.
+  assert cfg.uniformity.weight == 0.01  # Untouched sections keep the preset.
   cfg.ce.scale = 16.5  # Still a float field (CLI overrides keep types).
   # Every call builds a fresh config.
   assert losses.get_loss_config('gil').ce.weight == 0.0

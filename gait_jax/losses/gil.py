@@ -15,9 +15,9 @@ Presets:
     the global normaliser, fixed margin, no uniformity term. Their GaitGL
     OUMVLP recipe also sets ``pair_softmax.weight=1`` and ``ce.weight=1``.
   * ``gil``: the full loss: pair weights, fixed margin and the uniformity term
-    with λ_unif = 0.03 and t = 2. These defaults were chosen by the synthetic
-    ablation of ``scripts/ablation.py``; its table and reading are in
-    docs/ablation.md.
+    with λ_unif = 0.01 and t = 2. These defaults were chosen by the synthetic
+    ablations of ``scripts/ablation.py``; their tables and reading are in
+    docs/ablation.md and docs/ablation_wild.md.
 
 Model recipes set their own CE term, e.g.
 ``get_loss_config('gil', ce=dict(weight=1.0, scale=1.0,
@@ -54,7 +54,7 @@ _PRESETS = {
     'triplet': {},
     'gil_rc': {'triplet': dict(pair_weight=True)},
     'gil': {'triplet': dict(pair_weight=True),
-            'uniformity': dict(weight=0.03)},
+            'uniformity': dict(weight=0.01)},
 }
 
 TERMS = tuple(_BASE)
