@@ -87,7 +87,14 @@ def _max_rel(a, b, whole_tree=False):
   return max(jax.tree.leaves(errs), default=0.0)
 
 
-@pytest.mark.parametrize('name', models.model_names())
+# The four slowest models' remat checks (20-50 s each) run only with the slow
+# tests (`make test-all`); the other models' stay in `make test`.
+_REMAT_SLOW = ('gaitpart', 'gaitbase', 'trackletgait', 'swingait')
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.slow) if n in _REMAT_SLOW else n
+    for n in models.model_names()])
 def test_remat_keeps_params_and_step_and_saves_memory(name):
   runs = {r: _compiled_step(name, r) for r in ('none', 'blocks')}
   (v0, c0, (loss0, grads0, stats0)) = runs['none']
