@@ -270,9 +270,8 @@ def test_half_patch_as_augmentation_and_corruption():
   assert len(set(streams)) == len(streams)
   assert list(augment.AUGMENTATIONS)[-1] == 'occlusion'  # Last, post-cut.
   f = SEQS[3]
-  want = occlusion.random_half_patch(
-      f, sampling.augment_rng(5, 2, 3, occlusion.Occlusion.stream),
-      1.0)
+  want = _ref_half_patch(f, *_ref_draws(
+      sampling.augment_rng(5, 2, 3, occlusion.Occlusion.stream), 1.0))
   np.testing.assert_array_equal(aug(f, 5, 2, 3), want)
   np.testing.assert_array_equal(aug.pre_cut(f, 5, 2, 3), f)
   for bad in ({'occlusion_prob': 1.5}, {'occlusion_portion': (0.5, 0.2)},

@@ -82,12 +82,6 @@ def _is_real(value: Any) -> bool:
   return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _check_prob(key: str, value: Any) -> None:
-  if not _is_real(value) or not 0.0 <= value <= 1.0:
-    raise ValueError(f'{_PREFIX}.{key}={value!r}: a probability must be a '
-                     'number in [0, 1].')
-
-
 # --- The ops as functions on one sequence, uint8 [S, H, W].
 
 
@@ -252,7 +246,7 @@ class RandomRotate:
   degree: float = 10.0
 
   def __post_init__(self):
-    _check_prob('rotate_prob', self.prob)
+    geometric.check_prob('rotate_prob', self.prob)
     if not _is_real(self.degree) or not 0.0 <= self.degree <= 180.0:
       raise ValueError(f'{_PREFIX}.rotate_degree={self.degree!r}: must be a '
                        'number of degrees in [0, 180].')
@@ -282,7 +276,7 @@ class RandomErase:
   max_tries: int = 100
 
   def __post_init__(self):
-    _check_prob('erase_prob', self.prob)
+    geometric.check_prob('erase_prob', self.prob)
     area = self.area
     if (isinstance(area, (str, bytes)) or not hasattr(area, '__len__')
         or len(area) != 2 or not all(_is_real(a) for a in area)

@@ -41,7 +41,8 @@ import numpy as np
 _PREFIX = 'data.augment'
 
 
-def _check_prob(key: str, value: Any) -> None:
+def check_prob(key: str, value: Any) -> None:
+  """A probability option of an augmentation op (every op module)."""
   if (not isinstance(value, numbers.Real) or isinstance(value, bool)
       or not 0.0 <= value <= 1.0):
     raise ValueError(f'{_PREFIX}.{key}={value!r}: a probability must be a '
@@ -186,7 +187,7 @@ class RandomPerspective:
   prob: float = 0.0
 
   def __post_init__(self):
-    _check_prob('perspective_prob', self.prob)
+    check_prob('perspective_prob', self.prob)
 
   def __call__(self, frames: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
@@ -206,7 +207,7 @@ class RandomHorizontalFlip:
   prob: float = 0.0
 
   def __post_init__(self):
-    _check_prob('hflip_prob', self.prob)
+    check_prob('hflip_prob', self.prob)
 
   def __call__(self, frames: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:

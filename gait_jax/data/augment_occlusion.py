@@ -53,6 +53,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from gait_jax.data import augment_geometric as geometric
+
 _PREFIX = 'data.augment'
 _MAX_CHANNELS = 64  # Frames per cv2.resize call (stacked as channels).
 
@@ -159,35 +161,6 @@ def draw(rng: np.random.Generator, probs: tuple[float, ...]) -> str | None:
   return None
 
 
-def draw_half_patch(rng: np.random.Generator, prob: float,
-                    portion: tuple[float, float] = (0.1, 0.6)
-                    ) -> tuple[float, bool] | None:
-  """(p, top) of one sequence, or None when it is not occluded."""
-  if draw(rng, (prob,)) is None:
-    return None
-  p = float(rng.uniform(portion[0], portion[1]))
-  return p, bool(rng.random() < 0.5)
-
-
-def random_half_patch(frames: np.ndarray, rng: np.random.Generator,
-                      prob: float,
-                      portion: tuple[float, float] = (0.1, 0.6)
-                      ) -> np.ndarray:
-  """RG's ``Occlusion([ConsistentHalfPatch(prob, portion)])`` on a sequence.
-
-  Returns ``frames`` itself when the sequence is not occluded.
-  """
-  drawn = draw_half_patch(rng, prob, portion)
-  return frames if drawn is None else half_patch(frames, *drawn)
-
-
-def _check_prob(key: str, value: Any) -> None:
-  if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-      or not 0.0 <= value <= 1.0):
-    raise ValueError(f'{_PREFIX}.{key}={value!r}: a probability must be a '
-                     'number in [0, 1].')
-
-
 def _check_range(key: str, value: Any, lo: float, hi: float,
                  closed: bool = True) -> tuple[float, float]:
   ok = (not isinstance(value, (str, bytes)) and hasattr(value, '__len__')
@@ -242,7 +215,7 @@ class Occlusion:
   def __post_init__(self):
     for shape in SHAPES:
       key = 'prob' if shape == 'half' else f'{shape}_prob'
-      _check_prob(f'occlusion_{key}', getattr(self, key))
+      geometric.check_prob(f'occlusion_{key}', getattr(self, key))
     if self.probs_sum > 1.0 + 1e-9:
       raise ValueError(
           f'{_PREFIX}.occlusion_*prob: the four shape probabilities sum to '
